@@ -1,0 +1,51 @@
+"""Packaging for vqametric.
+
+The Triton kernels live in ``src/kernels`` (as the design card asks) and are mapped into the
+package as ``vqametric.kernels``.
+"""
+import pathlib
+import re
+
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vqametric" / "__init__.py").read_text()).group(1)
+
+ONNX_EXPORT = ["onnx>=1.16", "onnxscript>=0.2"]
+TEST = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
+
+setup(
+    name="vqametric",
+    version=VERSION,
+    description="No-reference video quality assessment: a fast ONNX/PyTorch head and VQAThinker-style reasoning models",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["vqametric", "vqametric.io", "vqametric.sampling", "vqametric.backends", "vqametric.kernels"],
+    package_dir={"vqametric.kernels": "src/kernels"},
+    package_data={"vqametric": ["weights/*.onnx", "weights/*.safetensors", "weights/*.json"]},
+    install_requires=[
+        "torch>=2.3",
+        "numpy>=1.24",
+        "av>=12",
+        "torchmetrics>=1.3",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        # onnxruntime and onnxruntime-gpu must never be installed together: pick one extra.
+        "onnx": ["onnxruntime>=1.17", *ONNX_EXPORT],
+        "onnx-gpu": ["onnxruntime-gpu>=1.17", *ONNX_EXPORT],
+        "lmm": ["transformers>=4.50", "accelerate>=0.30"],
+        "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5"],
+        "kernels": ["triton>=3.0"],
+        "test": TEST + ["onnxruntime>=1.17", *ONNX_EXPORT, "triton>=3.0", "scipy>=1.10"],
+    },
+    entry_points={"console_scripts": ["vqametric=vqametric.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Video",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

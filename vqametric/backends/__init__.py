@@ -1,0 +1,15 @@
+"""Scoring backends: the fast head (PyTorch or ONNX Runtime)."""
+from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, HeadConfig, load_head, save_head
+
+__all__ = ["FastHead", "HeadConfig", "save_head", "load_head", "DISTORTIONS", "ATTRIBUTION_CLASSES",
+           "build_scorer"]
+
+
+def build_scorer(card, device=None, runtime=None, requires_grad=False, head=None):
+    """The scorer for a model card's backend."""
+    if card.backend == "fast-head":
+        from .fast import FastScorer
+        return FastScorer(card, device=device, runtime=runtime, requires_grad=requires_grad, head=head)
+    from ..errors import BackendUnavailable
+    raise BackendUnavailable(f"model {card.name!r} needs the {card.backend!r} backend, which this version "
+                             "of vqametric does not provide")

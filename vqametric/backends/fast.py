@@ -1,0 +1,144 @@
+"""The fast scoring path: clip -> plan -> decode -> preprocess -> head -> :class:`QualityResult`.
+
+One call scores a batch of clips with a single head forward over all their segments.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import InvalidVideoInput, WeightsNotFound
+from ..io.clip import Clip, open_clip
+from ..registry import ModelCard
+from ..result import QualityResult, SegmentScore
+from ..sampling import make_plan, preprocess
+from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, load_head
+
+
+class FastScorer:
+    """Scores clips with a fast head.
+
+    ``runtime``: ``"onnx"`` (onnxruntime; default where the card has ONNX weights) or ``"torch"``
+    (needed for gradients: ``requires_grad=True`` forces it). ``head``: score with this in-memory
+    :class:`FastHead` instead of the card's weights (training, tests).
+    """
+
+    def __init__(self, card: ModelCard, device: str | torch.device | None = None, runtime: str | None = None,
+                 requires_grad: bool = False, head: FastHead | None = None):
+        self.card = card
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.requires_grad = requires_grad
+        if head is not None:
+            runtime = "torch"
+        elif requires_grad:
+            if runtime == "onnx":
+                raise ValueError("gradients need runtime='torch'; ONNX Runtime is inference-only")
+            runtime = "torch"
+        runtime = runtime or card.default_runtime
+        if runtime not in ("onnx", "torch"):
+            raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
+        self.runtime = runtime
+        if head is not None:
+            self.model = head.to(self.device)
+        elif runtime == "onnx":
+            from .onnx_runtime import OnnxHead
+            self.model = OnnxHead(card.weights_path("onnx"), self.device)
+        else:
+            self.model, _ = load_head(card.weights_path("torch"), self.device)
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+        self._check_sampling()
+
+    def _check_sampling(self) -> None:
+        s = self.card.sampling
+        if isinstance(self.model, FastHead):
+            c = self.model.config
+        else:
+            from .head import HeadConfig
+            c = HeadConfig.from_dict(self.model.metadata["head"])
+        if (s.fragment_grid * s.fragment_patch, s.global_size, s.frames_per_segment) != \
+                (c.fragment_size, c.global_size, c.frames_per_segment):
+            raise WeightsNotFound(
+                f"model {self.card.name!r}: sampling gives fragments {s.fragment_grid * s.fragment_patch}px, "
+                f"global view {s.global_size}px, {s.frames_per_segment} frame(s) per segment, but the head "
+                f"expects {c.fragment_size}, {c.global_size}, {c.frames_per_segment}; fix the card's sampling")
+
+    # ------------------------------------------------------------------------------------------
+    def prepare(self, video: Any, fps: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Open, plan, decode and preprocess one video -> (views, context for the result)."""
+        t0 = time.perf_counter()
+        clip: Clip = open_clip(video, fps=fps)
+        owns = clip is not video
+        try:
+            info = clip.info
+            t1 = time.perf_counter()
+            plan = make_plan(info.num_frames, info.height, info.width, self.card.sampling, fps=info.fps,
+                             timestamps=info.timestamps)
+            frames = clip.read(plan.frame_indices)
+            t2 = time.perf_counter()
+        finally:
+            if owns:
+                clip.close()
+        views = preprocess(frames, plan, device=frames.device)
+        views = {k: v.to(self.device) for k, v in views.items()}
+        _sync(self.device)
+        t3 = time.perf_counter()
+        ctx = {"info": info, "plan": plan, "timings": {"open": t1 - t0, "decode": t2 - t1, "preprocess": t3 - t2}}
+        return views, ctx
+
+    def forward(self, views: Sequence[dict[str, torch.Tensor]], k: int) -> dict[str, torch.Tensor]:
+        """Head outputs for the concatenated segments of several clips."""
+        frag = torch.cat([v["fragments"] for v in views])
+        glob = torch.cat([v["global_view"] for v in views])
+        frag = frag.view(-1, k, *frag.shape[1:])
+        glob = glob.view(-1, k, *glob.shape[1:])
+        if self.runtime == "torch":
+            with torch.set_grad_enabled(self.requires_grad and torch.is_grad_enabled()):
+                return self.model(frag, glob)
+        with torch.no_grad():
+            return self.model(frag, glob)
+
+    def score(self, videos: Sequence[Any], fps: float | None = None) -> tuple[torch.Tensor, list[QualityResult]]:
+        """Score several videos: ``(scores (B,) float32 tensor, results)``; scores keep autograd."""
+        if len(videos) == 0:
+            raise InvalidVideoInput("the batch is empty; pass at least one video")
+        prepared = [self.prepare(v, fps) for v in videos]
+        k = self.card.sampling.frames_per_segment
+        t0 = time.perf_counter()
+        out = self.forward([p[0] for p in prepared], k)
+        _sync(self.device)
+        infer = time.perf_counter() - t0
+        scores, results, start = [], [], 0
+        for views, ctx in prepared:
+            n = ctx["plan"].num_segments
+            seg = out["score"][start:start + n]
+            attr = torch.softmax(out["attribution"][start:start + n].detach().float(), -1).mean(0)
+            sev = out["severity"][start:start + n].detach().float().mean(0)
+            start += n
+            clip_score = seg.mean()
+            if not bool(torch.isfinite(clip_score.detach())):
+                raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
+                                        "the input frames are probably corrupt")
+            scores.append(clip_score)
+            results.append(self._result(ctx, seg.detach().float().cpu(), attr.cpu(), sev.cpu(), infer / len(prepared)))
+        return torch.stack(scores).float(), results
+
+    def _result(self, ctx, seg_scores, attr, sev, infer_time) -> QualityResult:
+        plan, info = ctx["plan"], ctx["info"]
+        timeline = [SegmentScore(s.start_frame, s.end_frame, round(s.start_time, 4), round(s.end_time, 4),
+                                 float(x)) for s, x in zip(plan.segments, seg_scores.tolist())]
+        timings = dict(ctx["timings"], inference=infer_time)
+        timings["total"] = sum(timings.values())
+        return QualityResult(
+            score=float(seg_scores.mean()), model=self.card.name, model_version=self.card.version,
+            source=info.source, timeline=timeline,
+            attribution={d: round(float(v), 4) for d, v in zip(DISTORTIONS, sev.tolist())},
+            dominant_distortion=ATTRIBUTION_CLASSES[int(attr.argmax())],
+            sampling=plan.describe(), clip=info.to_dict(), timings={k: round(v, 6) for k, v in timings.items()})
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

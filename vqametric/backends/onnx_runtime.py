@@ -1,0 +1,121 @@
+"""ONNX export of the fast head and an onnxruntime runner.
+
+``export_onnx(head, path)`` writes one self-contained ``.onnx`` file (weights embedded, dynamic
+batch ``N``) with the head/sampling metadata in ``metadata_props``. :class:`OnnxHead` runs it with
+the CUDA execution provider when onnxruntime-gpu and a GPU are present (inputs on the GPU are bound
+in place through IO binding, no host copy), else on the CPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BackendUnavailable
+from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FORMAT_KEY, FastHead, read_head_metadata
+
+INPUT_NAMES = ("fragments", "global_view")
+OUTPUT_NAMES = ("score", "attribution", "severity")
+
+
+def _import_ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise BackendUnavailable("onnxruntime is not installed; `pip install vqametric[onnx]` (CPU) or "
+                                 "`pip install vqametric[onnx-gpu]` (CUDA), or use runtime='torch'") from e
+    return ort
+
+
+def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: str = "custom-head",
+                version: str = "0", opset: int = 18) -> str:
+    """Export ``head`` (eval mode, float32) to a single ONNX file; returns the path."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise BackendUnavailable("exporting needs the onnx and onnxscript packages; "
+                                 "`pip install vqametric[onnx]`") from e
+    path = os.fspath(path)
+    head = head.eval().float().cpu()
+    sampling = sampling or head.sampling_config()
+    n = torch.export.Dim("n", min=1, max=4096)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            _OnnxWrapper(head), head.example_inputs(2), dynamo=True, external_data=False,
+            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset,
+            dynamic_shapes=({0: n}, {0: n}), verbose=False)
+    program.save(path, external_data=False)
+    model = onnx.load(path)
+    meta = json.dumps({"head": asdict(head.config), "sampling": sampling.to_dict(), "name": name,
+                       "version": version})
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = FORMAT_KEY, meta
+    onnx.save(model, path)
+    return path
+
+
+class _OnnxWrapper(torch.nn.Module):
+    """Returns the head's outputs as a tuple in :data:`OUTPUT_NAMES` order."""
+
+    def __init__(self, head: FastHead):
+        super().__init__()
+        self.head = head
+
+    def forward(self, fragments, global_view):
+        out = self.head(fragments, global_view)
+        return tuple(out[k] for k in OUTPUT_NAMES)
+
+
+class OnnxHead:
+    """Run an exported head with onnxruntime. Call with the same tensors as :class:`FastHead`."""
+
+    def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu", threads: int | None = None):
+        ort = _import_ort()
+        self.path = os.fspath(path)
+        self.metadata: dict[str, Any] = read_head_metadata(self.path)
+        self.device = torch.device(device)
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailable("device='cuda' needs onnxruntime-gpu (`pip install vqametric[onnx-gpu]`, "
+                                         "after `pip uninstall onnxruntime`), or use runtime='torch'")
+            providers = [("CUDAExecutionProvider", {"device_id": self.device.index or 0}), "CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+
+    def __call__(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
+        inputs = {"fragments": fragments, "global_view": global_view}
+        if self.device.type == "cuda" and fragments.is_cuda:
+            return self._run_bound(inputs)
+        feed = {k: v.detach().float().cpu().numpy() for k, v in inputs.items()}
+        outs = self.session.run(list(OUTPUT_NAMES), feed)
+        return {k: torch.from_numpy(np.asarray(v)).to(self.device) for k, v in zip(OUTPUT_NAMES, outs)}
+
+    def _run_bound(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """IO binding: GPU input and output buffers are handed to onnxruntime in place."""
+        binding = self.session.io_binding()
+        dev_id = self.device.index or 0
+        keep = []
+        for name, t in inputs.items():
+            t = t.detach().float().contiguous()
+            keep.append(t)
+            binding.bind_input(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
+        n = keep[0].shape[0]
+        outs = {"score": torch.empty(n, device=self.device),
+                "attribution": torch.empty(n, len(ATTRIBUTION_CLASSES), device=self.device),
+                "severity": torch.empty(n, len(DISTORTIONS), device=self.device)}
+        for name, t in outs.items():
+            binding.bind_output(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
+        self.session.run_with_iobinding(binding)
+        return outs
+

@@ -1,0 +1,55 @@
+"""Functional API: score videos without managing metric state.
+
+>>> import torch, vqametric
+>>> clip = torch.rand(16, 3, 240, 320)                    # (T, 3, H, W) float in [0, 1]
+>>> result = vqametric.score(clip, model="my_head.onnx")  # doctest: +SKIP
+>>> 1.0 <= result.score <= 5.0                            # doctest: +SKIP
+True
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import torch
+
+from .backends import build_scorer
+from .io.clip import iter_videos
+from .registry import DEFAULT_MODEL, ModelCard, get_card
+from .result import QualityResult
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_scorer(model: str, device: str | None, runtime: str | None):
+    return build_scorer(get_card(model), device=device, runtime=runtime)
+
+
+def get_scorer(model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
+               runtime: str | None = None):
+    """A (cached) scorer for ``model``: a registered name, a card, or a head weights path."""
+    if isinstance(model, ModelCard):
+        return build_scorer(model, device=device, runtime=runtime)
+    return _cached_scorer(os.fspath(model), None if device is None else str(device), runtime)
+
+
+def score(video: Any, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
+          runtime: str | None = None, fps: float | None = None) -> QualityResult | list[QualityResult]:
+    """Quality of one video, or of each video of a batch.
+
+    ``video``: a path, bytes, a binary file object, numpy ``(T, H, W, 3)`` uint8, torch
+    ``(T, 3, H, W)`` uint8 or float in [0, 1], ``YUV420Frames``, or a list / ``(B, T, 3, H, W)``
+    batch of those (then a list of results is returned). ``fps`` sets the frame rate of in-memory
+    frames (default 30). Returns :class:`QualityResult` with ``score`` on the 1-5 scale.
+    """
+    scorer = get_scorer(model, device, runtime)
+    batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
+    items = list(iter_videos(video))
+    _, results = scorer.score(items, fps=fps)
+    return results if batch else results[0]
+
+
+def score_batch(videos: Any, **kwargs: Any) -> list[QualityResult]:
+    """Like :func:`score` but always returns a list."""
+    out = score(list(iter_videos(videos)), **kwargs)
+    return out if isinstance(out, list) else [out]

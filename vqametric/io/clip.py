@@ -1,0 +1,179 @@
+"""``Clip``: a lazy video handle with metadata and random frame access.
+
+``open_clip(source)`` accepts a path, bytes, a binary file object, a numpy array, a torch tensor,
+:class:`~vqametric.io.frames.YUV420Frames` or an existing :class:`Clip`. Metadata is read without
+decoding pictures; :meth:`Clip.read` decodes only the frames asked for.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InvalidVideoInput
+from .frames import Frames, RGBFrames, YUV420Frames
+from .tensors import rgb_from_numpy, rgb_from_torch
+
+DEFAULT_TENSOR_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """Metadata of a clip. ``width``/``height`` are the display size (after rotation).
+
+    ``timestamps`` (seconds, presentation order, one per frame) is set for decoded files so that
+    variable-frame-rate clips are sampled by time; ``None`` means constant ``fps``.
+    """
+
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration: float
+    pix_fmt: str
+    bit_depth: int
+    rotation: int = 0
+    codec: str | None = None
+    container: str | None = None
+    source: str = "<tensor>"
+    timestamps: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_variable_frame_rate(self) -> bool:
+        if not self.timestamps or len(self.timestamps) < 3:
+            return False
+        d = np.diff(np.asarray(self.timestamps))
+        return bool(d.max() - d.min() > 0.25 * max(float(np.median(d)), 1e-9))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("timestamps")
+        d["variable_frame_rate"] = self.is_variable_frame_rate
+        return d
+
+
+class Clip:
+    """A video clip. Subclasses implement :meth:`info` and :meth:`_read`."""
+
+    @property
+    def info(self) -> ClipInfo:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, indices: Sequence[int]) -> Frames:
+        """Decode the frames at ``indices`` (presentation order, any order, repeats allowed).
+
+        Returns :class:`RGBFrames` or :class:`YUV420Frames` with ``len(indices)`` frames, upright
+        (rotation metadata applied).
+        """
+        n = self.info.num_frames
+        idx = [int(i) for i in indices]
+        if not idx:
+            raise InvalidVideoInput("no frame indices requested; a sampling plan needs at least one frame")
+        bad = [i for i in idx if i < 0 or i >= n]
+        if bad:
+            raise InvalidVideoInput(f"frame index {bad[0]} is out of range for {self.info.source} "
+                                    f"with {n} frame(s)")
+        return self._read(idx)
+
+    def _read(self, indices: list[int]) -> Frames:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Clip":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"{type(self).__name__}({i.source!r}, {i.width}x{i.height}, {i.num_frames} frames, "
+                f"{i.fps:.3g} fps, {i.pix_fmt})")
+
+
+class TensorClip(Clip):
+    """A clip held in memory as :class:`RGBFrames` or :class:`YUV420Frames` (any device)."""
+
+    def __init__(self, frames: Frames, fps: float | None = None, source: str = "<tensor>"):
+        fps = DEFAULT_TENSOR_FPS if fps is None else float(fps)
+        if not np.isfinite(fps) or fps <= 0:
+            raise InvalidVideoInput(f"fps must be a positive number, got {fps}")
+        self.frames = frames
+        h, w = frames.size
+        if isinstance(frames, YUV420Frames):
+            pix = {8: "yuv420p"}.get(frames.bit_depth, f"yuv420p{frames.bit_depth}")
+            depth = frames.bit_depth
+        else:
+            pix = "rgb24" if frames.data.dtype == torch.uint8 else f"rgb_{str(frames.data.dtype)[6:]}"
+            depth = 8 if frames.data.dtype == torch.uint8 else 32
+        t = frames.num_frames
+        self._info = ClipInfo(width=w, height=h, fps=fps, num_frames=t, duration=t / fps, pix_fmt=pix,
+                              bit_depth=depth, source=source)
+
+    @property
+    def info(self) -> ClipInfo:
+        return self._info
+
+    def _read(self, indices: list[int]) -> Frames:
+        if indices == list(range(self.frames.num_frames)):
+            return self.frames
+        return self.frames.select(torch.tensor(indices, dtype=torch.long))
+
+
+def open_clip(source: Any, *, fps: float | None = None) -> Clip:
+    """Open any supported input as a :class:`Clip`.
+
+    ``fps`` applies to in-memory inputs (default 30); files carry their own timing.
+    """
+    if isinstance(source, Clip):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        from .decode import FileClip
+        return FileClip(os.fspath(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        from .decode import FileClip
+        if len(source) == 0:
+            raise InvalidVideoInput("the video bytes are empty (0 bytes); pass the file's contents")
+        return FileClip(io.BytesIO(bytes(source)), name="<bytes>")
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        from .decode import FileClip
+        return FileClip(source, name=getattr(source, "name", "<file object>"))
+    if isinstance(source, np.ndarray):
+        return TensorClip(rgb_from_numpy(source), fps, source=f"<numpy {source.shape}>")
+    if isinstance(source, torch.Tensor):
+        return TensorClip(rgb_from_torch(source), fps, source=f"<tensor {tuple(source.shape)}>")
+    if isinstance(source, (YUV420Frames, RGBFrames)):
+        return TensorClip(source, fps, source=f"<{type(source).__name__}>")
+    raise InvalidVideoInput(
+        f"cannot read a video from {type(source).__name__}; pass a path, bytes, a binary file object, "
+        "a numpy (T, H, W, 3) array, a torch (T, 3, H, W) tensor or YUV420Frames")
+
+
+def iter_videos(videos: Any) -> Iterator[Any]:
+    """Split a batch into single videos: a list/tuple, a ``(B, T, 3, H, W)`` tensor, or one video."""
+    if isinstance(videos, torch.Tensor) and videos.ndim == 5:
+        if videos.shape[0] == 0:
+            raise InvalidVideoInput("the batch tensor is empty (B = 0); pass at least one clip")
+        yield from videos.unbind(0)
+        return
+    if isinstance(videos, (list, tuple)):
+        if len(videos) == 0:
+            raise InvalidVideoInput("the batch is empty; pass at least one video")
+        yield from videos
+        return
+    yield videos
+
+
+def batch_size(videos: Any) -> int:
+    """Number of clips in a batch accepted by :func:`iter_videos` (without opening them)."""
+    if isinstance(videos, torch.Tensor) and videos.ndim == 5:
+        return int(videos.shape[0])
+    if isinstance(videos, (list, tuple)):
+        return len(videos)
+    return 1

@@ -1,0 +1,146 @@
+"""Decoded frame containers: what the decode stage hands to preprocessing.
+
+Two representations, so that codec loops need no colour conversion before the fused kernels:
+
+* :class:`RGBFrames`: ``data`` of shape ``(T, H, W, 3)`` (channels-last; may be a strided view of a
+  ``(T, 3, H, W)`` tensor), dtype ``uint8`` (0-255) or floating point in ``[0, 1]``.
+* :class:`YUV420Frames`: planar 4:2:0, ``y`` ``(T, H, W)``, ``u``/``v`` ``(T, ceil(H/2), ceil(W/2))``,
+  integer samples of ``bit_depth`` bits (8: ``uint8``; 9-16: ``int16``/``int32``/``uint16``),
+  a colour matrix (``bt601``, ``bt709``, ``bt2020``) and a range (limited or full).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+
+from ..errors import InvalidVideoInput
+
+MATRICES = ("bt601", "bt709", "bt2020")
+_INT_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.uint16)
+
+
+@dataclass
+class RGBFrames:
+    """RGB frames, ``data`` ``(T, H, W, 3)``: uint8 in [0, 255] or float in [0, 1]."""
+
+    data: torch.Tensor
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return int(self.data.shape[1]), int(self.data.shape[2])
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def select(self, indices: torch.Tensor) -> "RGBFrames":
+        return RGBFrames(self.data.index_select(0, indices.to(self.data.device)))
+
+    def rotate(self, quarter_turns: int) -> "RGBFrames":
+        """Rotate counter-clockwise by ``90 * quarter_turns`` degrees."""
+        if quarter_turns % 4 == 0:
+            return self
+        return RGBFrames(torch.rot90(self.data, quarter_turns, dims=(1, 2)).contiguous())
+
+
+@dataclass
+class YUV420Frames:
+    """Planar YUV 4:2:0 frames as codec loops hold them (I420; NV12 via :meth:`from_nv12`).
+
+    ``y``: ``(T, H, W)``; ``u``, ``v``: ``(T, ceil(H/2), ceil(W/2))``; integer samples of
+    ``bit_depth`` bits. ``matrix`` is one of ``bt601``/``bt709``/``bt2020``; ``full_range`` selects
+    full (0..2^b-1) instead of limited (16..235 luma, 16..240 chroma, scaled by 2^(b-8)) range.
+    """
+
+    y: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    bit_depth: int = 8
+    matrix: str = "bt709"
+    full_range: bool = False
+
+    def __post_init__(self) -> None:
+        validate_yuv420(self)
+
+    @classmethod
+    def from_nv12(cls, y: torch.Tensor, uv: torch.Tensor, **kwargs) -> "YUV420Frames":
+        """NV12/P010-style input: ``uv`` ``(T, ceil(H/2), ceil(W/2), 2)`` interleaved (no copy)."""
+        if uv.ndim != 4 or uv.shape[-1] != 2:
+            raise InvalidVideoInput(
+                f"NV12 chroma must have shape (T, H/2, W/2, 2), got {tuple(uv.shape)}; "
+                "pass interleaved UV samples as the last dimension")
+        return cls(y, uv[..., 0], uv[..., 1], **kwargs)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.y.shape[1]), int(self.y.shape[2])
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    def select(self, indices: torch.Tensor) -> "YUV420Frames":
+        idx = indices.to(self.y.device)
+        return YUV420Frames(self.y.index_select(0, idx), self.u.index_select(0, idx),
+                            self.v.index_select(0, idx), self.bit_depth, self.matrix, self.full_range)
+
+    def rotate(self, quarter_turns: int) -> "YUV420Frames":
+        """Rotate counter-clockwise by ``90 * quarter_turns`` degrees (each plane)."""
+        if quarter_turns % 4 == 0:
+            return self
+        r = lambda p: torch.rot90(p, quarter_turns, dims=(1, 2)).contiguous()  # noqa: E731
+        return YUV420Frames(r(self.y), r(self.u), r(self.v), self.bit_depth, self.matrix, self.full_range)
+
+
+Frames = Union[RGBFrames, YUV420Frames]
+
+
+def validate_yuv420(f: YUV420Frames) -> None:
+    """Check shapes, dtypes, bit depth, matrix and sample range; raise :class:`InvalidVideoInput`."""
+    for name, p in (("y", f.y), ("u", f.u), ("v", f.v)):
+        if not isinstance(p, torch.Tensor):
+            raise InvalidVideoInput(f"YUV plane {name} must be a torch.Tensor, got {type(p).__name__}; "
+                                    "convert numpy planes with torch.from_numpy")
+        if p.ndim != 3:
+            raise InvalidVideoInput(f"YUV plane {name} must have shape (T, H, W), got {tuple(p.shape)}; "
+                                    "add a leading frame dimension for a single frame")
+        if p.dtype not in _INT_DTYPES:
+            raise InvalidVideoInput(f"YUV plane {name} has dtype {p.dtype}; planes hold integer samples "
+                                    "(uint8 for 8-bit, int16/int32/uint16 for 10-bit)")
+    if f.matrix not in MATRICES:
+        raise InvalidVideoInput(f"unknown colour matrix {f.matrix!r}; use one of {MATRICES}")
+    if not 8 <= int(f.bit_depth) <= 16:
+        raise InvalidVideoInput(f"bit_depth must be between 8 and 16, got {f.bit_depth}")
+    if f.bit_depth > 8 and f.y.dtype == torch.uint8:
+        raise InvalidVideoInput(f"{f.bit_depth}-bit samples cannot be held in uint8 planes; "
+                                "pass int16/uint16 planes or set bit_depth=8")
+    t, h, w = f.y.shape
+    if t == 0 or h == 0 or w == 0:
+        raise InvalidVideoInput(f"YUV frames are empty: y plane has shape {tuple(f.y.shape)}")
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    for name, p in (("u", f.u), ("v", f.v)):
+        if tuple(p.shape) != (t, ch, cw):
+            raise InvalidVideoInput(
+                f"4:2:0 chroma plane {name} must have shape (T, ceil(H/2), ceil(W/2)) = {(t, ch, cw)}, "
+                f"got {tuple(p.shape)}; for 4:4:4 or 4:2:2 material convert to RGB first")
+    if len({f.y.device, f.u.device, f.v.device}) != 1:
+        raise InvalidVideoInput("YUV planes are on different devices; move them to one device")
+    top = (1 << int(f.bit_depth)) - 1
+    for name, p in (("y", f.y), ("u", f.u), ("v", f.v)):
+        if p.dtype != torch.uint8 or top != 255:
+            lo, hi = int(p.min()), int(p.max())
+            if lo < 0 or hi > top:
+                raise InvalidVideoInput(
+                    f"YUV plane {name} holds samples in [{lo}, {hi}], outside the {f.bit_depth}-bit range "
+                    f"[0, {top}]; check bit_depth (10-bit samples are 0..1023, not shifted to 16 bits)")

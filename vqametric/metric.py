@@ -1,0 +1,119 @@
+"""``VQAThinkerMetric``: a torchmetrics ``Metric`` that scores videos.
+
+>>> import torch
+>>> from vqametric import VQAThinkerMetric
+>>> metric = VQAThinkerMetric(model="my_head.onnx")       # doctest: +SKIP
+>>> per_video = metric(torch.rand(2, 8, 3, 240, 320))     # doctest: +SKIP
+>>> metric.compute()                                      # doctest: +SKIP
+tensor(3.41)
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torchmetrics import Metric
+
+from .backends import build_scorer
+from .backends.head import FastHead
+from .errors import VQAMetricError
+from .io.clip import iter_videos
+from .registry import DEFAULT_MODEL, ModelCard, get_card
+from .result import QualityResult
+from .sampling.plan import SamplingConfig
+
+
+class VQAThinkerMetric(Metric):
+    """No-reference video quality on a 1-5 mean-opinion scale (higher is better).
+
+    Args:
+        model: a registered model name (see :func:`vqametric.list_models`), a :class:`ModelCard`, or a
+            path to a ``.onnx`` / ``.safetensors`` head.
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``); default CPU.
+        runtime: ``"onnx"`` or ``"torch"``; default from the model card. ``as_loss`` forces torch.
+        as_loss: ``forward`` returns a differentiable loss ``mean(score_max - score)`` (0 is best)
+            instead of per-video scores, for training generators.
+        sampling: overrides of the card's :class:`SamplingConfig` fields, e.g. ``{"num_segments": 16}``.
+        head: an in-memory :class:`FastHead` to score with (training, tests).
+        fps: frame rate assumed for in-memory frames (default 30).
+
+    ``update(videos)`` accepts one video or a batch: a list of videos, or a ``(B, T, 3, H, W)``
+    tensor (uint8, or float in [0, 1]). States: ``score_sum``, ``count`` (summed) and ``scores``
+    (concatenated) sync under DDP. A failed ``update`` leaves the state exactly as it was.
+    """
+
+    is_differentiable = True
+    higher_is_better = True
+    full_state_update = False
+    lower_better = False
+
+    score_sum: torch.Tensor
+    count: torch.Tensor
+    scores: list
+
+    def __init__(self, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | torch.device | None = None,
+                 runtime: str | None = None, as_loss: bool = False, sampling: dict[str, Any] | None = None,
+                 head: FastHead | None = None, fps: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        card = get_card(model)
+        if sampling:
+            card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(), **sampling}))
+        self.card = card
+        self.as_loss = as_loss
+        self.fps = fps
+        self.score_range = tuple(card.score_range)
+        self.lower_better = card.lower_better
+        self.scorer = build_scorer(card, device=device, runtime=runtime, requires_grad=as_loss, head=head)
+        self.last_results: list[QualityResult] = []
+        self._last_scores: torch.Tensor | None = None
+        self.add_state("score_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+
+    @property
+    def model_name(self) -> str:
+        return self.card.name
+
+    def update(self, videos: Any) -> None:
+        """Score ``videos`` and add them to the state. Nothing changes if any video fails."""
+        try:
+            items = list(iter_videos(videos))
+            scores, results = self.scorer.score(items, fps=self.fps)
+        except BaseException:
+            self._update_count -= 1  # torchmetrics counted the call before it ran
+            raise
+        detached = scores.detach()
+        self.score_sum = self.score_sum + detached.sum().to(self.score_sum)
+        self.count = self.count + detached.numel()
+        self.scores.append(detached.to(self.score_sum.device, torch.float32))
+        self.last_results = results
+        self._last_scores = scores
+
+    def compute(self) -> torch.Tensor:
+        """Mean score over every video seen since the last ``reset``."""
+        if int(self.count) == 0:
+            raise VQAMetricError("compute() was called before any successful update(); score some videos first")
+        return (self.score_sum / self.count).float()
+
+    def forward(self, videos: Any) -> torch.Tensor:
+        """Score a batch: per-video scores ``(B,)`` (or the loss with ``as_loss=True``); also accumulates."""
+        self._enable_grad = True
+        try:
+            self.update(videos)
+        finally:
+            self._enable_grad = False
+        scores = self._last_scores
+        if self.as_loss:
+            return (self.score_range[1] - scores).mean()
+        return scores
+
+    def results(self) -> list[QualityResult]:
+        """Full results (timeline, attribution, timings) of the last ``update``/``forward``."""
+        return list(self.last_results)
+
+
+def create_metric(name: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
+                  as_loss: bool = False, **kwargs: Any) -> VQAThinkerMetric:
+    """pyiqa-style factory: ``create_metric("vqametric-fast", device="cuda")``."""
+    return VQAThinkerMetric(model=name, device=device, as_loss=as_loss, **kwargs)

@@ -1,0 +1,123 @@
+"""Model cards: one table of every model vqametric can run, as data.
+
+A :class:`ModelCard` names a backend, its weights, its sampling configuration and its score range.
+Built-in cards are registered below; users add their own with :func:`register_model`, and a path
+to a ``.onnx`` or ``.safetensors`` head is accepted wherever a model name is (its card is read from
+the file's metadata).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotFound, WeightsNotFound
+from .sampling.plan import SamplingConfig
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "vqametric-fast"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything needed to build and describe a model.
+
+    ``weights`` maps a runtime (``"onnx"``, ``"torch"``) to a file; relative paths are looked up in
+    the package's ``weights/`` folder. ``accuracy`` holds measured numbers with the data and command
+    that produced them (see docs/models.md).
+    """
+
+    name: str
+    backend: str
+    description: str
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    weights: dict[str, str] = field(default_factory=dict)
+    version: str = "0"
+    score_range: tuple[float, float] = (1.0, 5.0)
+    lower_better: bool = False
+    dimensions: tuple[str, ...] = ()
+    default_runtime: str = "onnx"
+    accuracy: dict[str, Any] = field(default_factory=dict)
+
+    def weights_path(self, runtime: str) -> str:
+        """Absolute path of the weights for ``runtime``; raises :class:`WeightsNotFound`."""
+        rel = self.weights.get(runtime)
+        if rel is None:
+            raise WeightsNotFound(f"model {self.name!r} has no {runtime} weights (it has: "
+                                  f"{', '.join(self.weights) or 'none'}); choose runtime= one of those")
+        path = rel if os.path.isabs(rel) else str(WEIGHTS_DIR / rel)
+        if not os.path.isfile(path):
+            raise WeightsNotFound(f"weights of model {self.name!r} are missing: {path}. Reinstall vqametric, "
+                                  "or pass weights=PATH to a .onnx/.safetensors head")
+        return path
+
+    def available_runtimes(self) -> list[str]:
+        out = []
+        for rt in self.weights:
+            try:
+                self.weights_path(rt)
+                out.append(rt)
+            except WeightsNotFound:
+                pass
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, "version": self.version,
+                "score_range": list(self.score_range), "lower_better": self.lower_better,
+                "runtimes": self.available_runtimes(), "dimensions": list(self.dimensions),
+                "description": self.description}
+
+
+_CARDS: dict[str, ModelCard] = {}
+
+
+def register_model(card: ModelCard, overwrite: bool = False) -> ModelCard:
+    """Add ``card`` to the registry (``overwrite=True`` to replace a card of the same name)."""
+    if card.name in _CARDS and not overwrite:
+        raise ValueError(f"a model named {card.name!r} is already registered; pass overwrite=True")
+    _CARDS[card.name] = card
+    return card
+
+
+def list_models(backend: str | None = None, installed_only: bool = False) -> list[str]:
+    """Names of registered models, optionally of one backend or only those whose weights are present."""
+    cards = [c for c in _CARDS.values() if backend is None or c.backend == backend]
+    if installed_only:
+        cards = [c for c in cards if c.available_runtimes()]
+    return sorted(c.name for c in cards)
+
+
+def card_from_weights(path: str | os.PathLike) -> ModelCard:
+    """A card for a head weights file, from the metadata stored in it."""
+    from .backends.head import read_head_metadata
+
+    path = os.path.abspath(os.fspath(path))
+    meta = read_head_metadata(path)
+    runtime = "onnx" if path.endswith(".onnx") else "torch"
+    weights = {runtime: path}
+    sibling = path[: -len(".onnx")] + ".safetensors" if runtime == "onnx" else path[: -len(".safetensors")] + ".onnx"
+    if os.path.isfile(sibling):
+        weights["torch" if runtime == "onnx" else "onnx"] = sibling
+    return ModelCard(name=str(meta.get("name", os.path.basename(path))), backend="fast-head",
+                     description=f"fast head loaded from {os.path.basename(path)}",
+                     sampling=SamplingConfig.from_dict(meta["sampling"]), weights=weights,
+                     version=str(meta.get("version", "0")), default_runtime=runtime)
+
+
+def get_card(name: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCard:
+    """Look up a card by name (or read one from a weights path); ``overrides`` replace fields."""
+    if isinstance(name, ModelCard):
+        card = name
+    elif isinstance(name, (str, os.PathLike)) and str(name) in _CARDS:
+        card = _CARDS[str(name)]
+    elif isinstance(name, (str, os.PathLike)) and str(name).endswith((".onnx", ".safetensors", ".pt", ".pth",
+                                                                          ".bin", ".ckpt", ".pkl")):
+        card = card_from_weights(name)
+    else:
+        close = difflib.get_close_matches(str(name), list(_CARDS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelNotFound(f"no model named {name!r}{hint} Known models: {', '.join(list_models()) or 'none'}. "
+                            "A path to a .onnx or .safetensors head also works.")
+    return replace(card, **overrides) if overrides else card

@@ -1,0 +1,59 @@
+"""``QualityResult``: what every backend returns for one video."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class SegmentScore:
+    """Score of one temporal segment: source frames ``[start_frame, end_frame)``, seconds ``[start, end)``."""
+
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+    score: float
+
+
+@dataclass
+class QualityResult:
+    """Quality of one video.
+
+    ``score``: overall quality on the 1-5 mean-opinion scale, higher is better.
+    ``dimensions``: per-dimension 1-5 scores where the model rates dimensions.
+    ``timeline``: per-segment scores in time order.
+    ``attribution``: distortion -> severity in [0, 1]; ``dominant_distortion`` is the most likely
+    cause (``"none"`` when the model sees no dominant distortion).
+    ``text``/``raw_answer``: reasoning-mode output. ``timings``: seconds per stage.
+    """
+
+    score: float
+    model: str
+    model_version: str = "0"
+    source: str = ""
+    dimensions: dict[str, float] = field(default_factory=dict)
+    timeline: list[SegmentScore] = field(default_factory=list)
+    attribution: dict[str, float] = field(default_factory=dict)
+    dominant_distortion: str | None = None
+    text: str | None = None
+    raw_answer: str | None = None
+    parse_ok: bool = True
+    sampling: dict[str, Any] = field(default_factory=dict)
+    clip: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.score):
+            raise ValueError(f"a QualityResult score must be finite, got {self.score}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def __float__(self) -> float:
+        return float(self.score)

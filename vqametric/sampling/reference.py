@@ -1,0 +1,132 @@
+"""Plain-PyTorch preprocessing: the definition of what the fused kernels compute.
+
+``preprocess_reference(frames, plan)`` turns decoded frames into normalised model inputs:
+
+1. colour: uint8 RGB / 255, float RGB as is, or YUV 4:2:0 -> RGB (:func:`yuv420_to_rgb`);
+2. fragments: optional bilinear upscale to ``plan.fragments.resize_to``, then the ``grid x grid``
+   patches gathered into one ``(grid*patch)^2`` image per frame;
+3. global view: the frame resized to ``global_size^2`` (bilinear, antialiased when downscaling, or
+   bicubic);
+4. ``(x - mean) / std`` per channel, cast to the requested dtype.
+
+Everything is differentiable for float RGB input, so the fast head can back-propagate into pixels.
+Frames are converted one at a time so that an 8K frame never exists in float for the whole clip.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..io.frames import Frames, RGBFrames, YUV420Frames
+from .plan import FragmentPlan, SamplingPlan
+
+# (Kr, Kb) luma coefficients of each matrix
+KR_KB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
+
+
+def yuv_coefficients(bit_depth: int, matrix: str, full_range: bool) -> tuple[float, ...]:
+    """Affine YUV->RGB constants ``(y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u)``.
+
+    With ``Y' = (Y - y_off) * y_scale`` and ``C' = (C - c_off) * c_scale`` (``C'`` in [-0.5, 0.5]):
+    ``R = Y' + r_v V'``, ``G = Y' + g_u U' + g_v V'``, ``B = Y' + b_u U'``.
+    """
+    kr, kb = KR_KB[matrix]
+    kg = 1.0 - kr - kb
+    top = float((1 << bit_depth) - 1)
+    s = float(1 << (bit_depth - 8))
+    if full_range:
+        y_off, y_scale, c_off, c_scale = 0.0, 1.0 / top, float(1 << (bit_depth - 1)), 1.0 / top
+    else:
+        y_off, y_scale, c_off, c_scale = 16.0 * s, 1.0 / (219.0 * s), 128.0 * s, 1.0 / (224.0 * s)
+    r_v = 2.0 * (1.0 - kr)
+    b_u = 2.0 * (1.0 - kb)
+    g_u = -b_u * kb / kg
+    g_v = -r_v * kr / kg
+    return y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u
+
+
+def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bit_depth: int = 8,
+                  matrix: str = "bt709", full_range: bool = False) -> torch.Tensor:
+    """YUV 4:2:0 planes -> RGB float32 ``(T, 3, H, W)`` in [0, 1].
+
+    ``y`` ``(T, H, W)``, ``u``/``v`` ``(T, ceil(H/2), ceil(W/2))`` integer samples. Chroma is
+    upsampled by sample replication (each chroma sample covers its 2x2 luma block).
+    """
+    y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u = yuv_coefficients(bit_depth, matrix, full_range)
+    h, w = y.shape[-2:]
+    yf = (y.float() - y_off) * y_scale
+    uf = ((u.float() - c_off) * c_scale).repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :h, :w]
+    vf = ((v.float() - c_off) * c_scale).repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :h, :w]
+    rgb = torch.stack((yf + r_v * vf, yf + g_u * uf + g_v * vf, yf + b_u * uf), dim=-3)
+    return rgb.clamp_(0.0, 1.0)
+
+
+def frames_to_rgb(frames: Frames, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Frames ``[start, stop)`` as float32 RGB ``(t, 3, H, W)`` in [0, 1] (keeps autograd)."""
+    if isinstance(frames, YUV420Frames):
+        sl = slice(start, stop)
+        return yuv420_to_rgb(frames.y[sl], frames.u[sl], frames.v[sl], frames.bit_depth, frames.matrix,
+                             frames.full_range)
+    assert isinstance(frames, RGBFrames)
+    x = frames.data[start:stop].permute(0, 3, 1, 2)
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    return x.float()
+
+
+def fragment_indices(frag: FragmentPlan, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Source row and column of every output pixel: two ``(G*P, G*P)`` int64 tensors."""
+    g, p = frag.grid, frag.patch
+    tops = torch.tensor(frag.tops, dtype=torch.long).view(g, g)
+    lefts = torch.tensor(frag.lefts, dtype=torch.long).view(g, g)
+    off = torch.arange(p)
+    rows = (tops[:, None, :, None] + off[None, :, None, None]).expand(g, p, g, p).reshape(g * p, g * p)
+    cols = (lefts[:, None, :, None] + off[None, None, None, :]).expand(g, p, g, p).reshape(g * p, g * p)
+    return rows.to(device), cols.to(device)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize ``(N, C, H, W)`` float to ``size``: bilinear (antialiased when downscaling) or bicubic.
+
+    Bicubic uses a = -0.75 (PyTorch/OpenCV) with antialias when downscaling; output is not clamped
+    here (normalisation follows).
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode=interpolation, align_corners=False, antialias=True)
+
+
+def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def preprocess_reference(frames: Frames, plan: SamplingPlan, dtype: torch.dtype = torch.float32,
+                         device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """Frames (as decoded for ``plan.frame_indices``) -> normalised views.
+
+    Returns ``{"fragments": (T, 3, G*P, G*P), "global_view": (T, 3, S, S)}`` (only the views the
+    plan enables), dtype ``dtype``, on ``device`` (default: the frames' device).
+    """
+    device = torch.device(device) if device is not None else frames.device
+    t = frames.num_frames
+    frag_out, glob_out = [], []
+    if plan.fragments is not None:
+        rows, cols = fragment_indices(plan.fragments, device)
+    for i in range(t):
+        rgb = frames_to_rgb(frames, i, i + 1).to(device)
+        if plan.fragments is not None:
+            src = rgb
+            if plan.fragments.resize_to is not None:
+                src = F.interpolate(rgb, size=plan.fragments.resize_to, mode="bilinear", align_corners=False)
+            frag_out.append(src[:, :, rows, cols])
+        if plan.global_size > 0:
+            g = resize(rgb, (plan.global_size, plan.global_size), plan.interpolation)
+            glob_out.append(g)
+    out = {}
+    if frag_out:
+        out["fragments"] = normalise(torch.cat(frag_out), plan.mean, plan.std).to(dtype)
+    if glob_out:
+        out["global_view"] = normalise(torch.cat(glob_out), plan.mean, plan.std).to(dtype)
+    return out
