@@ -106,18 +106,18 @@ def card_from_weights(path: str | os.PathLike) -> ModelCard:
                      version=str(meta.get("version", "0")), default_runtime=runtime)
 
 
-def get_card(name: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCard:
+def get_card(model: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCard:
     """Look up a card by name (or read one from a weights path); ``overrides`` replace fields."""
-    if isinstance(name, ModelCard):
-        card = name
-    elif isinstance(name, (str, os.PathLike)) and str(name) in _CARDS:
-        card = _CARDS[str(name)]
-    elif isinstance(name, (str, os.PathLike)) and str(name).endswith((".onnx", ".safetensors", ".pt", ".pth",
-                                                                          ".bin", ".ckpt", ".pkl")):
-        card = card_from_weights(name)
+    if isinstance(model, ModelCard):
+        card = model
+    elif isinstance(model, (str, os.PathLike)) and str(model) in _CARDS:
+        card = _CARDS[str(model)]
+    elif isinstance(model, (str, os.PathLike)) and str(model).endswith((".onnx", ".safetensors", ".pt", ".pth",
+                                                                            ".bin", ".ckpt", ".pkl")):
+        card = card_from_weights(model)
     else:
-        close = difflib.get_close_matches(str(name), list(_CARDS), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ModelNotFound(f"no model named {name!r}{hint} Known models: {', '.join(list_models()) or 'none'}. "
+        close = difflib.get_close_matches(str(model), list(_CARDS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "."
+        raise ModelNotFound(f"no model named {model!r}{hint} Known models: {', '.join(list_models()) or 'none'}. "
                             "A path to a .onnx or .safetensors head also works.")
     return replace(card, **overrides) if overrides else card

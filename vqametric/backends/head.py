@@ -175,10 +175,13 @@ def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     meta = read_head_metadata(path)
     head = FastHead(HeadConfig.from_dict(meta["head"]))
     state = load_file(os.fspath(path), device=str(map_location))
-    missing, unexpected = head.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise WeightsNotFound(f"{path} does not match the head architecture (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}); re-export it with this vqametric version")
+    expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        diff = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+        raise WeightsNotFound(f"{path} does not match the head architecture in its metadata ({len(diff)} "
+                              f"tensor(s) differ, e.g. {diff[:2]}); re-export it with save_head")
+    head.load_state_dict(state)
     return head.to(map_location).eval(), meta
 
 
