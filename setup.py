@@ -6,7 +6,7 @@ package as ``vqametric.kernels``.
 import pathlib
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vqametric" / "__init__.py").read_text()).group(1)
@@ -22,7 +22,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["vqametric", "vqametric.io", "vqametric.sampling", "vqametric.backends", "vqametric.kernels"],
+    packages=find_packages(include=["vqametric", "vqametric.*"]) + ["vqametric.kernels"],
     package_dir={"vqametric.kernels": "src/kernels"},
     package_data={"vqametric": ["weights/*.onnx", "weights/*.safetensors", "weights/*.json"]},
     install_requires=[

@@ -1,4 +1,4 @@
-"""Command line: ``vqametric score|info|models``.
+"""Command line: ``vqametric score|info|models|demo``.
 
 ``vqametric score a.mp4 b.mkv --format json --output scores.json`` scores each file; a file that
 fails is reported with its reason and the others go on. Exit status: 0 when every file was scored,
@@ -117,6 +117,32 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from .demo import make_demo_clips
+    from .functional import get_scorer
+
+    folder = args.folder or os.path.join(tempfile.gettempdir(), "vqametric-demo")
+    print(f"writing a sample clip and degraded copies to {folder} ...", file=sys.stderr)
+    clips = make_demo_clips(folder)
+    try:
+        scorer = get_scorer(args.model, args.device, args.runtime)
+    except VQAMetricError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = []
+    for name, path in clips.items():
+        _, (r,) = scorer.score([path])
+        top = sorted(r.attribution.items(), key=lambda kv: -kv[1])[:2]
+        rows.append([name, f"{r.score:.3f}", r.dominant_distortion or "",
+                     ", ".join(f"{k} {v:.2f}" for k, v in top), f"{r.timings['total']:.2f}"])
+    print(f"model: {scorer.card.name} {scorer.card.version} ({scorer.runtime})")
+    print(_fmt_table(rows, ["clip", "score (1-5)", "dominant distortion", "top severities", "seconds"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vqametric", description="No-reference video quality assessment.")
     p.add_argument("--version", action="version", version=f"vqametric {__version__}")
@@ -137,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("paths", nargs="+")
     i.add_argument("--format", choices=["table", "json"], default="table")
     i.set_defaults(func=_info)
+
+    d = sub.add_parser("demo", help="generate a sample clip and degraded copies, and score them")
+    d.add_argument("--model", default=DEFAULT_MODEL, help="model name or head file path")
+    d.add_argument("--device", default=None)
+    d.add_argument("--runtime", choices=["onnx", "torch"], default=None)
+    d.add_argument("--folder", default=None, help="where to write the clips (default: a temp folder)")
+    d.set_defaults(func=_demo)
 
     m = sub.add_parser("models", help="list the registered models")
     m.add_argument("--format", choices=["table", "json"], default="table")

@@ -49,8 +49,9 @@ class ModelCard:
                                   f"{', '.join(self.weights) or 'none'}); choose runtime= one of those")
         path = rel if os.path.isabs(rel) else str(WEIGHTS_DIR / rel)
         if not os.path.isfile(path):
-            raise WeightsNotFound(f"weights of model {self.name!r} are missing: {path}. Reinstall vqametric, "
-                                  "or pass weights=PATH to a .onnx/.safetensors head")
+            raise WeightsNotFound(f"weights of model {self.name!r} are missing ({os.path.basename(path)} is not in "
+                                  "the package's weights folder); reinstall vqametric, or pass model=PATH to score "
+                                  "with a .onnx/.safetensors head")
         return path
 
     def available_runtimes(self) -> list[str]:
@@ -121,3 +122,14 @@ def get_card(model: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCar
         raise ModelNotFound(f"no model named {model!r}{hint} Known models: {', '.join(list_models()) or 'none'}. "
                             "A path to a .onnx or .safetensors head also works.")
     return replace(card, **overrides) if overrides else card
+
+
+register_model(ModelCard(
+    name=DEFAULT_MODEL,
+    backend="fast-head",
+    description="compact fragment + global-view head with a temporal-difference branch; ONNX on CPU",
+    sampling=SamplingConfig(num_segments=8, frames_per_segment=2, fragment_grid=7, fragment_patch=32,
+                            global_size=128),
+    weights={"onnx": "vqametric-fast.onnx", "torch": "vqametric-fast.safetensors"},
+    version="0.1.0",
+))

@@ -7,7 +7,10 @@ in place through IO binding, no host copy), else on the CPU.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import warnings
 from dataclasses import asdict
@@ -44,12 +47,16 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     head = head.eval().float().cpu()
     sampling = sampling or head.sampling_config()
     n = torch.export.Dim("n", min=1, max=4096)
-    with warnings.catch_warnings(), torch.no_grad():
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter logs one line per optional torchvision op it skips
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             _OnnxWrapper(head), head.example_inputs(2), dynamo=True, external_data=False,
             input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset,
             dynamic_shapes=({0: n}, {0: n}), verbose=False)
+    quiet.setLevel(level)
     program.save(path, external_data=False)
     model = onnx.load(path)
     meta = json.dumps({"head": asdict(head.config), "sampling": sampling.to_dict(), "name": name,
