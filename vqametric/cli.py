@@ -128,7 +128,17 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"writing a sample clip and degraded copies to {folder} ...", file=sys.stderr)
     clips = make_demo_clips(folder)
     try:
-        scorer = get_scorer(args.model, args.device, args.runtime)
+        if args.untrained_head:
+            import torch
+
+            from .backends import FastHead, build_scorer
+            torch.manual_seed(0)
+            card = get_card(DEFAULT_MODEL, name="untrained-head", version="random-init")
+            scorer = build_scorer(card, device=args.device, head=FastHead().eval())
+            print("NOTE: --untrained-head scores with a randomly initialised head of the default architecture: "
+                  "this exercises the whole pipeline, but the scores are NOT quality estimates.", file=sys.stderr)
+        else:
+            scorer = get_scorer(args.model, args.device, args.runtime)
     except VQAMetricError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -165,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_info)
 
     d = sub.add_parser("demo", help="generate a sample clip and degraded copies, and score them")
-    d.add_argument("--model", default=DEFAULT_MODEL, help="model name or head file path")
+    dm = d.add_mutually_exclusive_group()
+    dm.add_argument("--model", default=DEFAULT_MODEL, help="model name or head file path")
+    dm.add_argument("--untrained-head", action="store_true",
+                    help="score with a randomly initialised head (pipeline check only; scores are meaningless)")
     d.add_argument("--device", default=None)
     d.add_argument("--runtime", choices=["onnx", "torch"], default=None)
     d.add_argument("--folder", default=None, help="where to write the clips (default: a temp folder)")

@@ -53,12 +53,46 @@ def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bit_depth: 
     upsampled by sample replication (each chroma sample covers its 2x2 luma block).
     """
     y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u = yuv_coefficients(bit_depth, matrix, full_range)
-    h, w = y.shape[-2:]
+    t, h, w = y.shape
+    h2, w2 = u.shape[-2:]
     yf = (y.float() - y_off) * y_scale
-    uf = ((u.float() - c_off) * c_scale).repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :h, :w]
-    vf = ((v.float() - c_off) * c_scale).repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :h, :w]
-    rgb = torch.stack((yf + r_v * vf, yf + g_u * uf + g_v * vf, yf + b_u * uf), dim=-3)
+    if (2 * h2, 2 * w2) != (h, w):  # odd size: pad luma to whole 2x2 blocks, crop at the end
+        yf = F.pad(yf, (0, 2 * w2 - w, 0, 2 * h2 - h))
+    uf = (u.float() - c_off) * c_scale
+    vf = (v.float() - c_off) * c_scale
+    blocks = yf.view(t, h2, 2, w2, 2)
+    out = torch.empty(t, 3, 2 * h2, 2 * w2, dtype=torch.float32, device=y.device)
+    chroma = (r_v * vf, g_u * uf + g_v * vf, b_u * uf)  # each channel's chroma term at half resolution
+    for c, term in enumerate(chroma):
+        torch.add(blocks, term.view(t, h2, 1, w2, 1), out=out[:, c].view(t, h2, 2, w2, 2))
+    return out[:, :, :h, :w].clamp_(0.0, 1.0)
+
+
+def _take(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``plane[:, rows, cols]`` for a ``(T, H, W)`` plane, as one flat gather."""
+    t, h, w = plane.shape
+    flat = (rows * w + cols).reshape(-1)
+    return plane.reshape(t, h * w).index_select(1, flat).view(t, *rows.shape)
+
+
+def yuv420_pixels_to_rgb(f: YUV420Frames, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """RGB float32 ``(T, 3, *rows.shape)`` at luma positions ``(rows, cols)``; equal to
+    ``yuv420_to_rgb(f.y, f.u, f.v, ...)[:, :, rows, cols]`` without converting whole frames."""
+    y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u = yuv_coefficients(f.bit_depth, f.matrix, f.full_range)
+    yf = (_take(f.y, rows, cols).float() - y_off) * y_scale
+    uf = (_take(f.u, rows // 2, cols // 2).float() - c_off) * c_scale
+    vf = (_take(f.v, rows // 2, cols // 2).float() - c_off) * c_scale
+    rgb = torch.stack((yf + r_v * vf, yf + (g_u * uf + g_v * vf), yf + b_u * uf), dim=1)
     return rgb.clamp_(0.0, 1.0)
+
+
+def gather_rgb(frames: Frames, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Float RGB ``(T, 3, *rows.shape)`` of every frame at luma positions ``(rows, cols)`` (keeps autograd)."""
+    rows, cols = rows.to(frames.device), cols.to(frames.device)
+    if isinstance(frames, YUV420Frames):
+        return yuv420_pixels_to_rgb(frames, rows, cols)
+    x = frames.data[:, rows, cols].permute(0, 3, 1, 2)
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
 
 def frames_to_rgb(frames: Frames, start: int = 0, stop: int | None = None) -> torch.Tensor:
@@ -114,16 +148,18 @@ def preprocess_reference(frames: Frames, plan: SamplingPlan, dtype: torch.dtype 
     frag_out, glob_out = [], []
     if plan.fragments is not None:
         rows, cols = fragment_indices(plan.fragments, device)
+    upscale = plan.fragments is not None and plan.fragments.resize_to is not None
+    if plan.fragments is not None and not upscale:
+        # fragments at native resolution need only their own pixels: gather first, then convert
+        frag_out.append(gather_rgb(frames, rows, cols).to(device))
     for i in range(t):
-        rgb = frames_to_rgb(frames, i, i + 1).to(device)
-        if plan.fragments is not None:
-            src = rgb
-            if plan.fragments.resize_to is not None:
+        if upscale or plan.global_size > 0:
+            rgb = frames_to_rgb(frames, i, i + 1).to(device)
+            if upscale:
                 src = F.interpolate(rgb, size=plan.fragments.resize_to, mode="bilinear", align_corners=False)
-            frag_out.append(src[:, :, rows, cols])
-        if plan.global_size > 0:
-            g = resize(rgb, (plan.global_size, plan.global_size), plan.interpolation)
-            glob_out.append(g)
+                frag_out.append(src[:, :, rows, cols])
+            if plan.global_size > 0:
+                glob_out.append(resize(rgb, (plan.global_size, plan.global_size), plan.interpolation))
     out = {}
     if frag_out:
         out["fragments"] = normalise(torch.cat(frag_out), plan.mean, plan.std).to(dtype)
