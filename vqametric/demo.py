@@ -57,10 +57,10 @@ def encode(frames, path: str, crf: int = 18, fps: int = 25, scale: float = 1.0) 
     return path
 
 
-def make_demo_clips(folder: str) -> dict[str, str]:
+def make_demo_clips(folder: str, num_frames: int = 75, height: int = 720, width: int = 1280) -> dict[str, str]:
     """Write the sample and its degraded copies into ``folder``; returns name -> path."""
     os.makedirs(folder, exist_ok=True)
-    frames = list(scene_frames())
+    frames = list(scene_frames(num_frames, height, width))
     stutter = [frames[i - i % 2] for i in range(len(frames))]
     return {
         "pristine (crf 18)": encode(frames, os.path.join(folder, "pristine.mp4"), crf=18),
