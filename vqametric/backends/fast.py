@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from ..errors import InvalidVideoInput, WeightsNotFound
@@ -76,13 +77,16 @@ class FastScorer:
             t1 = time.perf_counter()
             plan = make_plan(info.num_frames, info.height, info.width, self.card.sampling, fps=info.fps,
                              timestamps=info.timestamps)
-            frames = clip.read(plan.frame_indices)
+            # short clips repeat planned frames: decode and preprocess each distinct frame once
+            distinct, inverse = np.unique(np.asarray(plan.frame_indices), return_inverse=True)
+            frames = clip.read(distinct.tolist())
             t2 = time.perf_counter()
         finally:
             if owns:
                 clip.close()
         views = preprocess(frames, plan, device=frames.device)
-        views = {k: v.to(self.device) for k, v in views.items()}
+        expand = torch.from_numpy(inverse.reshape(-1))
+        views = {k: v.index_select(0, expand.to(v.device)).to(self.device) for k, v in views.items()}
         _sync(self.device)
         t3 = time.perf_counter()
         ctx = {"info": info, "plan": plan, "timings": {"open": t1 - t0, "decode": t2 - t1, "preprocess": t3 - t2}}

@@ -25,6 +25,10 @@ DEFAULT_TENSOR_FPS = 30.0
 class ClipInfo:
     """Metadata of a clip. ``width``/``height`` are the display size (after rotation).
 
+    ``rotation``: the counter-clockwise turn (0/90/180/270 degrees) applied to decoded pictures to
+    show them upright. ``duration`` (seconds) runs from the first frame's start to the last frame's
+    end; ``fps`` is the average frame rate.
+
     ``timestamps`` (seconds, presentation order, one per frame) is set for decoded files so that
     variable-frame-rate clips are sampled by time; ``None`` means constant ``fps``.
     """
@@ -107,7 +111,7 @@ class TensorClip(Clip):
         self.frames = frames
         h, w = frames.size
         if isinstance(frames, YUV420Frames):
-            pix = {8: "yuv420p"}.get(frames.bit_depth, f"yuv420p{frames.bit_depth}")
+            pix = "yuv420p" if frames.bit_depth == 8 else f"yuv420p{frames.bit_depth}le"  # FFmpeg's names
             depth = frames.bit_depth
         else:
             pix = "rgb24" if frames.data.dtype == torch.uint8 else f"rgb_{str(frames.data.dtype)[6:]}"
@@ -129,7 +133,8 @@ class TensorClip(Clip):
 def open_clip(source: Any, *, fps: float | None = None) -> Clip:
     """Open any supported input as a :class:`Clip`.
 
-    ``fps`` applies to in-memory inputs (default 30); files carry their own timing.
+    ``fps`` applies to in-memory inputs (default 30); files carry their own timing. A binary file
+    object is read from its start (position 0), whatever its current position.
     """
     if isinstance(source, Clip):
         return source

@@ -2,16 +2,25 @@
 
 How a :class:`FileClip` finds frames:
 
-1. On first use it demuxes the video stream once (packets only, no picture decoding) to learn the
-   exact frame count, every frame's presentation timestamp (variable frame rate is exact) and where
-   the keyframes are. Header frame counts are often missing (Matroska, WebM) or wrong.
+1. Metadata. The first access to :attr:`FileClip.info` demuxes the video stream once (packets
+   only, no picture decoding) to learn the exact frame count, every frame's presentation timestamp
+   (variable frame rate is exact) and where the keyframes are; header frame counts are often
+   missing (Matroska, WebM) or wrong. Packets the container marks as discarded (MP4 edit lists, e.g.
+   a clip cut with ``ffmpeg -ss T -i in.mp4 -c copy``) are decoded as references but never shown,
+   so they are not frames. Then it decodes the first frame, and only that one, because PyAV
+   exposes the display rotation on decoded frames only.
 2. :meth:`FileClip.read` visits the requested frames in presentation order. When the next one lies
    beyond the next keyframe it seeks (to the keyframe at or before it) instead of decoding the gap;
-   otherwise it decodes forward. Frames not requested are dropped as soon as they are decoded, so
-   memory is bounded by the number of requested frames, not by the clip length.
+   otherwise it decodes forward. Each requested frame is copied once, straight into the output
+   (rotated upright on the way); other frames are dropped as soon as they are decoded, so memory is
+   bounded by the number of requested frames, not by the clip length.
 3. 4:2:0 material (8-bit or 10-bit, I420 or NV12) stays as YUV planes at its native bit depth; the
    preprocessing stage converts it. Other formats (4:4:4, 4:2:2, gray, RGB) are converted to RGB by
    FFmpeg at 8 bits, or to 16-bit RGB (returned as float) for higher bit depths.
+4. Truncated files. The clip is the frames whose data is complete: a packet cut short at the end is
+   dropped and never decoded. Where the container shows the loss (a packet cut short, fewer packets
+   than the header lists) a :class:`RuntimeWarning` names the file. A file that lost its index (an
+   MP4 cut before its ``moov`` box) cannot be opened and raises :class:`VideoDecodeError`.
 
 Streams whose packets carry no usable timestamps (some AVI and raw streams) fall back to plain
 sequential decoding from the start, still dropping unrequested frames.
@@ -19,9 +28,12 @@ sequential decoding from the start, still dropping unrequested frames.
 from __future__ import annotations
 
 import bisect
+import io
 import os
+import warnings
 from dataclasses import dataclass
-from typing import BinaryIO
+from fractions import Fraction
+from typing import BinaryIO, Iterator
 
 import av
 import numpy as np
@@ -37,9 +49,11 @@ _YUV420 = {
     "yuv420p9le": (9, "yuv420p9le"), "yuv420p10le": (10, "yuv420p10le"), "p010le": (10, "yuv420p10le"),
     "yuv420p12le": (12, "yuv420p12le"), "yuv420p10be": (10, "yuv420p10le"),
 }
-# AVColorSpace values -> matrix names
+# AVColorSpace values -> matrix names, and back (for FFmpeg's conversions)
 _MATRIX = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+_COLORSPACE = {"bt709": 1, "bt601": 5, "bt2020": 9}
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+DEFAULT_FILE_FPS = 25.0  # when a stream declares no rate and carries no timestamps
 
 
 def _bit_depth(fmt: av.VideoFormat | None) -> int:
@@ -53,9 +67,11 @@ def _bit_depth(fmt: av.VideoFormat | None) -> int:
 
 @dataclass(frozen=True)
 class _PacketIndex:
-    pts: tuple[int, ...]           # presentation timestamps, sorted (stream time base)
-    keyframes: tuple[int, ...]     # positions (into pts) of keyframes, sorted
+    pts: tuple[int, ...]           # presentation timestamps of the frames, ascending (stream time base)
+    keyframes: tuple[int, ...]     # frame positions of keyframes, ascending, starting with 0
     seekable: bool                 # timestamps are present and unique
+    last_duration: int             # duration of the last frame (stream time base); 0 when unknown
+    truncated: bool                # the file ends early: packets are missing or cut short
 
     @property
     def position(self) -> dict[int, int]:
@@ -66,65 +82,108 @@ class _PacketIndex:
 
 
 class FileClip(Clip):
-    """A video file (path, bytes or binary file object) decoded with PyAV.
+    """A video file (path, bytes or a seekable binary file object, read from its start) decoded with PyAV.
 
     The container stays open while the clip lives; use it as a context manager or call
     :meth:`close`. Construction reads only the container header; the first access to
-    :attr:`info` demuxes the packet index (no picture decoding).
+    :attr:`info` demuxes the packet index and decodes the first frame (see the module docstring).
     """
 
     def __init__(self, source: str | BinaryIO, name: str | None = None):
         self.name = name or str(source)
+        self._container = None
         if isinstance(source, str):
             _check_path(source)
+        else:
+            _check_file_object(source, self.name)
         self._source = source
-        try:
-            self._container = av.open(source, mode="r", metadata_errors="ignore")
-        except av.error.FFmpegError as e:
-            raise VideoDecodeError(
-                f"could not open {self.name} as a video container ({e.__class__.__name__}: {e.strerror or e}); "
-                "the file may be truncated, corrupt or not a video: check it with `vqametric info`, "
-                "re-download it or re-encode it") from e
-        except Exception as e:  # e.g. a file object that raises on read
-            raise VideoDecodeError(f"could not read {self.name}: {e}") from e
+        self._open()
         streams = self._container.streams.video
         if not streams:
-            kinds = sorted({s.type for s in self._container.streams}) or ["none"]
+            kinds = sorted({s.type for s in self._container.streams})
             self.close()
-            raise InvalidVideoInput(f"{self.name} has no video stream (streams: {', '.join(kinds)}); "
-                                    "pass a file that contains video, e.g. not an audio-only file")
-        self._stream = streams[0]
-        self._stream.thread_type = "AUTO"
+            what = f"only {', '.join(kinds)} streams" if kinds else "no streams (an empty recording?)"
+            raise InvalidVideoInput(f"{self.name} has no video stream ({what}); pass a file that contains "
+                                    "video frames")
         self._index: _PacketIndex | None = None
         self._info: ClipInfo | None = None
 
+    def _open(self) -> None:
+        """(Re)open the container at the start of the file."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        try:
+            if not isinstance(self._source, str):
+                self._source.seek(0)
+            self._container = av.open(self._source, mode="r", metadata_errors="ignore")
+        except av.error.FFmpegError as e:
+            raise VideoDecodeError(
+                f"could not open {self.name} as a video ({e.__class__.__name__}: {e.strerror or e}): it is not "
+                "a video file, or it is truncated or corrupt (an MP4 cut short loses its index). Check that the "
+                "download or copy completed, or re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)") from e
+        except Exception as e:  # e.g. a file object that raises on read
+            raise VideoDecodeError(f"could not read {self.name} ({type(e).__name__}: {e}); pass a readable, "
+                                   "seekable binary file object, or the path or bytes of the video") from e
+        self._fresh = True
+        if self._container.streams.video:
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+
+    def _rewind(self) -> None:
+        """Go to the start of the file. Reopens instead of seeking (and after :meth:`close`): not
+        every demuxer can seek back to the start (e.g. a single JPEG image)."""
+        if not self._fresh:
+            self._open()
+        self._fresh = False
+
     # -- metadata ---------------------------------------------------------------------------
     def _build_index(self) -> _PacketIndex:
-        st = self._stream
-        pts, keys = [], []
+        pts, keys, durations, corrupt = [], [], [], []
+        packets, failed = 0, False
+        self._rewind()
         try:
-            for packet in self._container.demux(st):
+            for packet in self._container.demux(self._stream):
                 if packet.size == 0:  # flush packet at end of stream
                     continue
-                t = packet.pts if packet.pts is not None else packet.dts
-                pts.append(t)
+                packets += 1
+                if packet.is_discard:  # decoded as a reference only (edit lists): never shown
+                    continue
+                pts.append(packet.pts if packet.pts is not None else packet.dts)
                 keys.append(bool(packet.is_keyframe))
+                durations.append(int(packet.duration or 0))
+                corrupt.append(bool(packet.is_corrupt))
         except av.error.FFmpegError as e:
             if not pts:
-                raise VideoDecodeError(f"could not read packets from {self.name} ({e}); the file may be "
-                                       "truncated or corrupt: re-download or re-encode it") from e
-            # a truncated tail: keep the packets that were read
+                raise VideoDecodeError(f"could not read packets from {self.name} ({e}); the file is truncated "
+                                       "or corrupt: re-download or re-encode it") from e
+            failed = True  # a damaged tail: keep the packets read before it
+        while corrupt and corrupt[-1]:  # a packet cut short at the end of a truncated file
+            for column in (pts, keys, durations, corrupt):
+                column.pop()
+            failed = True
         if not pts:
-            raise InvalidVideoInput(f"{self.name} has a video stream with zero frames; nothing to score")
+            if failed:
+                raise VideoDecodeError(f"{self.name} is truncated before the end of its first frame; "
+                                       "re-download or re-encode it")
+            raise InvalidVideoInput(f"{self.name} has a video stream with zero frames; pass a video with at "
+                                    "least one frame (the recording or encode probably failed)")
+        listed = int(self._stream.frames or 0)
+        truncated = failed or packets < listed
+        if truncated:
+            of = f" of the {listed} its header lists" if packets < listed else ""
+            warnings.warn(f"{self.name} is truncated: only its first {len(pts)} complete frame(s){of} are "
+                          "read and scored; re-download or re-encode the file to score all of it",
+                          RuntimeWarning)
         seekable = all(t is not None for t in pts) and len(set(pts)) == len(pts)
-        if seekable:
-            order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-            spts = tuple(int(pts[i]) for i in order)
-            kpos = sorted(int(np.searchsorted(spts, pts[i])) for i in range(len(pts)) if keys[i])
-            if not kpos or kpos[0] != 0:
-                kpos = [0] + kpos
-            return _PacketIndex(spts, tuple(kpos), True)
-        return _PacketIndex(tuple(range(len(pts))), (0,), False)
+        if not seekable:
+            return _PacketIndex(tuple(range(len(pts))), (0,), False, 0, truncated)
+        order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+        spts = tuple(int(pts[i]) for i in order)
+        kpos = sorted(int(np.searchsorted(spts, pts[i])) for i in range(len(pts)) if keys[i])
+        if not kpos or kpos[0] != 0:
+            kpos = [0] + kpos
+        return _PacketIndex(spts, tuple(kpos), True, durations[int(order[-1])], truncated)
 
     @property
     def index(self) -> _PacketIndex:
@@ -139,31 +198,39 @@ class FileClip(Clip):
         return self._info
 
     def _make_info(self) -> ClipInfo:
-        st, cc = self._stream, self._stream.codec_context
+        """Frame count and timing come from the packet index; size and format from the stream header.
+
+        ``duration`` spans the first frame's start to the last frame's end (its packet duration, or
+        the mean frame interval). ``fps`` is the header's average rate unless it is more than 5% off
+        ``num_frames / duration``, which is used then (variable frame rate, missing headers).
+        """
         idx = self.index
-        tb = float(st.time_base) if st.time_base else None
+        rotation = self._rotation()  # decodes the first frame (and may reopen the container)
+        st, cc = self._stream, self._stream.codec_context
         n = len(idx.pts)
         rate = st.average_rate or st.guessed_rate or st.base_rate
         fps = float(rate) if rate else 0.0
-        timestamps = None
-        if idx.seekable and tb:
+        timestamps, duration = None, 0.0
+        if idx.seekable and st.time_base:
+            tb = Fraction(st.time_base)
             t0 = idx.pts[0]
-            timestamps = tuple((p - t0) * tb for p in idx.pts)
-            if n > 1:
-                span = timestamps[-1] - timestamps[0]
-                if span > 0:
-                    fps = (n - 1) / span if not fps or abs(fps - (n - 1) / span) > 0.05 * fps else fps
+            timestamps = tuple(float((p - t0) * tb) for p in idx.pts)
+            span = (idx.pts[-1] - t0) * tb
+            last = idx.last_duration * tb if idx.last_duration > 0 else (span / (n - 1) if n > 1 else 0)
+            duration = float(span + last)
+            if duration > 0 and (not fps or abs(fps - n / duration) > 0.05 * fps):
+                fps = n / duration
         if not fps or not np.isfinite(fps):
-            fps = 25.0
-        duration = n / fps
-        rotation = self._rotation()
+            fps = DEFAULT_FILE_FPS
+        if duration <= 0:
+            duration = n / fps
         w, h = int(cc.width or 0), int(cc.height or 0)
         if w == 0 or h == 0:
             raise VideoDecodeError(f"{self.name}: the video stream declares no frame size; re-encode it")
         if rotation % 180:
             w, h = h, w
         fmt = cc.format
-        return ClipInfo(width=w, height=h, fps=float(fps), num_frames=n, duration=float(duration),
+        return ClipInfo(width=w, height=h, fps=float(fps), num_frames=n, duration=duration,
                         pix_fmt=str(cc.pix_fmt or (fmt.name if fmt else "unknown")), bit_depth=_bit_depth(fmt),
                         rotation=rotation, codec=cc.name, container=self._container.format.name,
                         source=self.name, timestamps=timestamps)
@@ -173,83 +240,178 @@ class FileClip(Clip):
 
         PyAV exposes the display matrix on decoded frames only, so this decodes the first frame.
         """
-        if not hasattr(self, "_rot"):
-            self._rot = 0
-            try:
-                for frame in self._decode_from(0):
-                    self._rot = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
-                    break
-            except av.error.FFmpegError:
-                pass
-        return self._rot
+        try:
+            for frame in self._decode_from(0):
+                return int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+        except av.error.FFmpegError:
+            pass  # an undecodable first frame: reading it reports the error
+        return 0
 
     # -- decoding ---------------------------------------------------------------------------
-    def _decode_from(self, position: int):
-        """Yield decoded frames starting at the keyframe at or before index ``position``."""
-        idx, st = self.index, self._stream
-        self._container.seek(idx.pts[position] if idx.seekable else 0, stream=st, backward=True,
-                             any_frame=False)
-        yield from self._container.decode(st)
+    def _decode_from(self, position: int) -> Iterator[av.VideoFrame]:
+        """Decoded frames (presentation order) from the keyframe at or before frame ``position``.
+
+        Every picture :class:`FileClip` decodes comes from here. In a truncated file the decoder is
+        flushed where the complete packets end, so a packet cut short is never decoded.
+        """
+        idx = self.index
+        if position == 0 or not idx.seekable:
+            self._rewind()
+        else:
+            if self._container is None:  # closed: reopen
+                self._open()
+            self._container.seek(idx.pts[position], stream=self._stream, backward=True, any_frame=False)
+            self._fresh = False
+        st = self._stream
+        packets = self._container.demux(st)
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.error.FFmpegError:
+                if not idx.truncated:
+                    raise
+                packet = None
+            if packet is not None and packet.is_corrupt and idx.truncated:
+                packet = None
+            yield from st.decode(packet)  # None (or the demuxer's empty last packet) flushes
+            if packet is None or packet.size == 0:
+                return
 
     def _read(self, indices: list[int]) -> Frames:
-        idx = self.index
-        wanted = sorted(set(indices))
-        got: dict[int, object] = {}
+        sink = _FrameSink(indices, self.info.rotation // 90, self.name)
         try:
-            if idx.seekable:
-                self._read_seeking(wanted, got)
-            if len(got) < len(wanted):  # no timestamps, or a seek that landed past its target
-                got.clear()
-                self._read_sequential(wanted, got)
+            if self.index.seekable:
+                self._read_seeking(sink)
+            if sink.missing:  # no timestamps, or a seek that landed past its target
+                sink.done.clear()
+                self._read_sequential(sink)
         except av.error.FFmpegError as e:
-            raise VideoDecodeError(f"decoding {self.name} failed ({e}); the file may be corrupt or "
-                                   "truncated: re-encode it") from e
-        missing = [i for i in wanted if i not in got]
-        if missing:
-            raise VideoDecodeError(f"{self.name}: frame {missing[0]} could not be decoded although the "
-                                   "container lists it; the stream is probably truncated or corrupt")
-        rot = self.info.rotation // 90
-        return _stack([got[i] for i in indices]).rotate(rot)
+            raise VideoDecodeError(f"decoding {self.name} failed ({e}); the file is corrupt or truncated: "
+                                   "re-encode it") from e
+        if sink.missing:
+            raise VideoDecodeError(f"{self.name}: frame {sink.missing[0]} could not be decoded although the "
+                                   "container lists it; the stream is corrupt: re-encode it")
+        return sink.frames()
 
-    def _read_seeking(self, wanted: list[int], got: dict) -> None:
-        """Fill ``got`` by seeking to keyframes; stop early (caller falls back) on any surprise."""
+    def _read_seeking(self, sink: "_FrameSink") -> None:
+        """Fill ``sink`` by seeking to keyframes; stop early (caller falls back) on any surprise."""
         idx = self.index
-        want = set(wanted)
         frames, last = None, -1  # decoder generator and index of the last frame it gave
-        for target in wanted:
+        for target in sink.wanted:
             key = idx.keyframes[bisect.bisect_right(idx.keyframes, target) - 1]
-            if frames is None or key > last:
+            if frames is None or key > last + 1:
                 frames, last = self._decode_from(key), -1
             for frame in frames:
                 i = idx.position.get(frame.pts, -1) if frame.pts is not None else -1
-                if i < 0:
+                if i < key:  # no timestamp, or a leading picture of an open GOP
                     continue
                 if i > target:
                     return  # the seek landed past the target or the frame was dropped
                 last = i
-                if i in want:
-                    got[i] = _convert(frame)
+                if i in sink.slots:
+                    sink.put(i, frame)
                 if i == target:
                     break
             else:
                 frames = None
-            if target not in got:
+            if target not in sink.done:
                 return
 
-    def _read_sequential(self, wanted: list[int], got: dict) -> None:
-        want = set(wanted)
-        self._container.seek(0, stream=self._stream)
-        for i, frame in enumerate(self._container.decode(self._stream)):
-            if i in want:
-                got[i] = _convert(frame)
-                if len(got) == len(want):
+    def _read_sequential(self, sink: "_FrameSink") -> None:
+        for i, frame in enumerate(self._decode_from(0)):
+            if i in sink.slots:
+                sink.put(i, frame)
+                if not sink.missing:
                     break
 
     def close(self) -> None:
-        c = getattr(self, "_container", None)
-        if c is not None:
-            c.close()
+        """Release the container; a later read reopens it."""
+        if self._container is not None:
+            self._container.close()
             self._container = None
+        self._fresh = False
+
+
+class _FrameSink:
+    """Output arrays for the frames at ``indices`` (any order, repeats allowed), filled as they decode.
+
+    The arrays are allocated when the first frame arrives; each decoded frame is copied once into
+    every output slot that asks for it, rotated counter-clockwise by ``90 * quarter_turns`` degrees.
+    """
+
+    def __init__(self, indices: list[int], quarter_turns: int, name: str):
+        self.slots: dict[int, list[int]] = {}
+        for k, i in enumerate(indices):
+            self.slots.setdefault(i, []).append(k)
+        self.wanted = sorted(self.slots)
+        self.done: set[int] = set()
+        self.count, self.turns, self.name = len(indices), quarter_turns, name
+        self.layout: tuple | None = None
+        self.arrays: list[np.ndarray] = []
+
+    @property
+    def missing(self) -> list[int]:
+        return [i for i in self.wanted if i not in self.done]
+
+    def put(self, i: int, frame: av.VideoFrame) -> None:
+        layout, planes = _planes(frame)
+        planes = [np.rot90(p, self.turns) for p in planes]
+        if self.layout is None:
+            self.layout = layout
+            dtype = {"rgb": np.uint8, "rgb16": np.float32}.get(layout[0]) or (np.uint8 if layout[1] == 8 else np.int16)
+            self.arrays = [np.empty((self.count, *p.shape), dtype) for p in planes]
+        elif layout != self.layout:
+            raise VideoDecodeError(f"{self.name} changes pixel format or frame size mid-stream; re-encode it to "
+                                   "one format and size (e.g. ffmpeg -i IN -pix_fmt yuv420p OUT.mp4)")
+        for out, p in zip(self.arrays, planes):
+            for k in self.slots[i]:
+                if layout[0] == "rgb16":
+                    np.multiply(p, 1.0 / 65535.0, out=out[k], casting="unsafe")
+                else:
+                    out[k] = p
+        self.done.add(i)
+
+    def frames(self) -> Frames:
+        kind = self.layout[0]
+        tensors = [torch.from_numpy(a) for a in self.arrays]
+        if kind == "yuv":
+            _, depth, matrix, full, _ = self.layout
+            return YUV420Frames(*tensors, bit_depth=depth, matrix=matrix, full_range=full)
+        return RGBFrames(tensors[0])
+
+
+def _planes(frame: av.VideoFrame) -> tuple[tuple, list[np.ndarray]]:
+    """A decoded frame -> (layout, views of its planes without copying).
+
+    Layouts: ``("yuv", depth, matrix, full_range, shapes)`` with ``uint8``/``uint16`` Y, U, V planes;
+    ``("rgb", h, w)`` with one ``uint8`` ``(h, w, 3)`` plane; ``("rgb16", h, w)`` with one ``uint16`` plane.
+    Untagged YUV is BT.709 from 720 lines up and BT.601 below, for 4:2:0 and the RGB conversion alike.
+    """
+    name = frame.format.name
+    tagged = int(frame.colorspace or 0) in _MATRIX
+    matrix = _MATRIX[int(frame.colorspace)] if tagged else "bt709" if frame.height >= 720 else "bt601"
+    if name in _YUV420:
+        depth, planar = _YUV420[name]
+        if name != planar:
+            frame = frame.reformat(format=planar)
+        dtype = np.uint8 if depth == 8 else np.uint16
+        planes = [_plane_view(frame.planes[c], dtype) for c in range(3)]
+        full = name == "yuvj420p" or int(frame.color_range or 0) == _FULL_RANGE
+        return ("yuv", depth, matrix, full, tuple(p.shape for p in planes)), planes
+    colorspace = None if tagged or frame.format.is_rgb else _COLORSPACE[matrix]
+    if _bit_depth(frame.format) > 8:
+        rgb = frame.reformat(format="rgb48le", src_colorspace=colorspace)
+        return ("rgb16", rgb.height, rgb.width), [_plane_view(rgb.planes[0], np.uint16, 3)]
+    rgb = frame.reformat(format="rgb24", src_colorspace=colorspace)
+    return ("rgb", rgb.height, rgb.width), [_plane_view(rgb.planes[0], np.uint8, 3)]
+
+
+def _plane_view(plane, dtype, channels: int = 1) -> np.ndarray:
+    """``(height, width)`` (or ``(height, width, channels)``) view of a plane, row padding skipped."""
+    itemsize = np.dtype(dtype).itemsize
+    a = np.frombuffer(plane, dtype=dtype, count=plane.height * plane.line_size // itemsize)
+    a = a.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width * channels]
+    return a if channels == 1 else a.reshape(plane.height, plane.width, channels)
 
 
 def _check_path(path: str) -> None:
@@ -260,41 +422,17 @@ def _check_path(path: str) -> None:
         raise InvalidVideoInput(f"{path!r} is a directory; pass a video file (the CLI accepts several "
                                 "paths, e.g. `vqametric score dir/*.mp4`)")
     if os.path.getsize(path) == 0:
-        raise InvalidVideoInput(f"{path!r} is empty (0 bytes); the write or download probably failed")
+        raise InvalidVideoInput(f"{path!r} is empty (0 bytes); the write or download probably failed: "
+                                "write or download it again")
 
 
-def _plane(plane, dtype) -> np.ndarray:
-    itemsize = np.dtype(dtype).itemsize
-    a = np.frombuffer(plane, dtype=dtype, count=plane.height * plane.line_size // itemsize)
-    return a.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width].copy()
-
-
-def _convert(frame: av.VideoFrame):
-    """A decoded frame -> ('yuv', (y, u, v), depth, matrix, full) or ('rgb', array (H, W, 3))."""
-    name = frame.format.name
-    if name in _YUV420:
-        depth, planar = _YUV420[name]
-        if name != planar:
-            frame = frame.reformat(format=planar)
-        dt = np.uint8 if depth == 8 else np.uint16
-        y, u, v = (_plane(frame.planes[i], dt) for i in range(3))
-        if depth > 8:
-            y, u, v = (p.astype(np.int16) for p in (y, u, v))
-        matrix = _MATRIX.get(int(frame.colorspace or 0), "bt709" if frame.height >= 720 else "bt601")
-        full = name == "yuvj420p" or int(frame.color_range or 0) == _FULL_RANGE
-        return ("yuv", (y, u, v), depth, matrix, full)
-    if _bit_depth(frame.format) > 8:
-        return ("rgb", frame.reformat(format="rgb48le").to_ndarray().astype(np.float32) / 65535.0)
-    return ("rgb", frame.to_ndarray(format="rgb24"))
-
-
-def _stack(items: list) -> Frames:
-    kinds = {it[0] for it in items}
-    if kinds == {"yuv"} and len({it[2:] for it in items}) == 1 and len({it[1][0].shape for it in items}) == 1:
-        _, _, depth, matrix, full = items[0]
-        planes = [torch.from_numpy(np.stack([it[1][k] for it in items])) for k in range(3)]
-        return YUV420Frames(*planes, bit_depth=depth, matrix=matrix, full_range=full)
-    if kinds == {"rgb"} and len({it[1].shape for it in items}) == 1:
-        return RGBFrames(torch.from_numpy(np.stack([it[1] for it in items])))
-    raise VideoDecodeError("the stream changes pixel format or frame size mid-stream; re-encode it to "
-                           "one format and size (e.g. ffmpeg -i in -pix_fmt yuv420p out.mp4)")
+def _check_file_object(f: BinaryIO, name: str) -> None:
+    if isinstance(f, io.TextIOBase):
+        raise InvalidVideoInput(f"{name} is a text-mode file object; open the video in binary mode: open(path, 'rb')")
+    try:
+        size = f.seek(0, io.SEEK_END)
+    except (AttributeError, OSError, ValueError) as e:
+        raise InvalidVideoInput(f"cannot seek in {name} ({e}); pass a seekable binary file object, or read "
+                                "the stream into bytes first") from e
+    if size == 0:
+        raise InvalidVideoInput(f"{name} is empty (0 bytes); pass a file object holding the video")

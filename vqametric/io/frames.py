@@ -43,12 +43,6 @@ class RGBFrames:
     def select(self, indices: torch.Tensor) -> "RGBFrames":
         return RGBFrames(self.data.index_select(0, indices.to(self.data.device)))
 
-    def rotate(self, quarter_turns: int) -> "RGBFrames":
-        """Rotate counter-clockwise by ``90 * quarter_turns`` degrees."""
-        if quarter_turns % 4 == 0:
-            return self
-        return RGBFrames(torch.rot90(self.data, quarter_turns, dims=(1, 2)).contiguous())
-
 
 @dataclass
 class YUV420Frames:
@@ -94,13 +88,6 @@ class YUV420Frames:
         idx = indices.to(self.y.device)
         return YUV420Frames(self.y.index_select(0, idx), self.u.index_select(0, idx),
                             self.v.index_select(0, idx), self.bit_depth, self.matrix, self.full_range)
-
-    def rotate(self, quarter_turns: int) -> "YUV420Frames":
-        """Rotate counter-clockwise by ``90 * quarter_turns`` degrees (each plane)."""
-        if quarter_turns % 4 == 0:
-            return self
-        r = lambda p: torch.rot90(p, quarter_turns, dims=(1, 2)).contiguous()  # noqa: E731
-        return YUV420Frames(r(self.y), r(self.u), r(self.v), self.bit_depth, self.matrix, self.full_range)
 
 
 Frames = Union[RGBFrames, YUV420Frames]

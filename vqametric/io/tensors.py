@@ -34,7 +34,7 @@ def _check_dtype(dtype, what: str) -> None:
     if dtype == torch.uint8 or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         return
     raise InvalidVideoInput(f"{what} has dtype {dtype}; frames must be uint8 (0-255) or floating point "
-                            "in [0, 1]")
+                            "in [0, 1]: convert with x.to(torch.uint8) for 0-255 values or x.float() / 255")
 
 
 def _check_spatial(t: int, h: int, w: int, what: str) -> None:
@@ -50,8 +50,9 @@ def rgb_from_numpy(a: np.ndarray) -> RGBFrames:
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4:
+        hint = "; pass a batch as a list of (T, H, W, 3) arrays" if a.ndim == 5 else ""
         raise InvalidVideoInput(f"{what} has rank {a.ndim}; expected (T, H, W, 3) frames "
-                                "(or (H, W, 3) for one image)")
+                                f"(or (H, W, 3) for one image){hint}")
     if a.shape[-1] != 3:
         hint = "; it looks channels-first: use a.transpose(0, 2, 3, 1)" if a.shape[1] == 3 else ""
         raise InvalidVideoInput(f"{what} must have 3 (RGB) channels last{hint}")
@@ -60,7 +61,8 @@ def rgb_from_numpy(a: np.ndarray) -> RGBFrames:
     elif np.issubdtype(a.dtype, np.floating):
         data = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
     else:
-        raise InvalidVideoInput(f"{what} has dtype {a.dtype}; frames must be uint8 (0-255) or float in [0, 1]")
+        raise InvalidVideoInput(f"{what} has dtype {a.dtype}; frames must be uint8 (0-255) or float in [0, 1]: "
+                                "convert with a.astype(np.uint8) for 0-255 values or a / 255.0")
     _check_spatial(*data.shape[:3], what)
     if data.is_floating_point():
         check_float_values(data, what)
