@@ -102,3 +102,14 @@ def test_registry(tiny_head_files):
     assert m.model_name == "my-registered-head"
     with pytest.raises(ModelNotFound, match="did you mean my-registered-head"):
         vqametric.create_metric("my-registred-head")
+
+
+def test_sampling_that_does_not_fit_the_head_is_a_sampling_error(tiny_head_files):
+    with pytest.raises(vqametric.SamplingError, match="set the sampling to match the head"):
+        VQAThinkerMetric(tiny_head_files["onnx"], sampling={"fragment_patch": 8})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on machines without CUDA")
+def test_cuda_without_a_gpu_is_a_typed_error(tiny_head_files):
+    with pytest.raises(vqametric.BackendUnavailable, match="no CUDA device"):
+        VQAThinkerMetric(tiny_head_files["safetensors"], device="cuda", runtime="torch")

@@ -112,3 +112,11 @@ def test_gradients_reach_the_pixels_and_dtypes():
     assert x.grad is not None and x.grad.abs().sum() > 0
     half = preprocess_reference(RGBFrames(x.detach().permute(0, 2, 3, 1)), plan, dtype=torch.bfloat16)
     assert half["fragments"].dtype == torch.bfloat16
+
+
+def test_uint16_planes_are_accepted():
+    y = torch.full((2, 6, 6), 940, dtype=torch.uint16)
+    c = torch.full((2, 3, 3), 512, dtype=torch.uint16)
+    f = YUV420Frames(y, c, c.clone(), bit_depth=10)
+    assert f.y.dtype == torch.int32
+    assert torch.allclose(yuv420_to_rgb(f.y, f.u, f.v, 10), torch.ones(2, 3, 6, 6))

@@ -104,3 +104,18 @@ def test_frames_at_fps_caps_evenly():
     ts = np.arange(600) / 30.0
     idx = frames_at_fps(ts, fps=30.0, max_frames=4)
     assert idx == [0, 200, 399, 599]
+
+
+def test_fps_rule_stays_inside_the_clip():
+    # 300 frames at 30 fps last 10 s: samples at 0, 0.5, ..., 9.5 (20), none at 10.0
+    plan = make_plan(300, 1080, 1920, SamplingConfig(frame_rule="fps", fps=2.0), fps=30.0)
+    assert len(plan.frame_indices) == 20 and plan.frame_indices[-1] == 285
+
+
+def test_variable_frame_rate_timeline_ends_at_the_clip_duration():
+    ts = [0.0, 0.2, 0.24, 0.28] + [0.32 + 0.04 * i for i in range(20)]
+    plan = make_plan(len(ts), 32, 32, SamplingConfig(num_segments=4), timestamps=ts, duration=1.12)
+    assert plan.segments[-1].end_time == pytest.approx(1.12)
+    # without a duration the last frame lasts the median interval (0.04 s)
+    plan = make_plan(len(ts), 32, 32, SamplingConfig(num_segments=4), timestamps=ts)
+    assert plan.segments[-1].end_time == pytest.approx(1.12)

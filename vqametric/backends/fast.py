@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import InvalidVideoInput, WeightsNotFound
+from ..errors import BackendUnavailable, InvalidVideoInput, SamplingError
 from ..io.clip import Clip, open_clip
 from ..registry import ModelCard
 from ..result import QualityResult, SegmentScore
@@ -30,6 +30,9 @@ class FastScorer:
                  requires_grad: bool = False, head: FastHead | None = None):
         self.card = card
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable(f"device={str(self.device)!r} but torch sees no CUDA device (torch "
+                                     f"{torch.__version__}); use device='cpu' or install a CUDA build of torch")
         self.requires_grad = requires_grad
         if head is not None:
             runtime = "torch"
@@ -61,10 +64,10 @@ class FastScorer:
             c = HeadConfig.from_dict(self.model.metadata["head"])
         if (s.fragment_grid * s.fragment_patch, s.global_size, s.frames_per_segment) != \
                 (c.fragment_size, c.global_size, c.frames_per_segment):
-            raise WeightsNotFound(
+            raise SamplingError(
                 f"model {self.card.name!r}: sampling gives fragments {s.fragment_grid * s.fragment_patch}px, "
                 f"global view {s.global_size}px, {s.frames_per_segment} frame(s) per segment, but the head "
-                f"expects {c.fragment_size}, {c.global_size}, {c.frames_per_segment}; fix the card's sampling")
+                f"expects {c.fragment_size}, {c.global_size}, {c.frames_per_segment}; set the sampling to match the head")
 
     # ------------------------------------------------------------------------------------------
     def prepare(self, video: Any, fps: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -76,7 +79,7 @@ class FastScorer:
             info = clip.info
             t1 = time.perf_counter()
             plan = make_plan(info.num_frames, info.height, info.width, self.card.sampling, fps=info.fps,
-                             timestamps=info.timestamps)
+                             timestamps=info.timestamps, duration=info.duration)
             # short clips repeat planned frames: decode and preprocess each distinct frame once
             distinct, inverse = np.unique(np.asarray(plan.frame_indices), return_inverse=True)
             frames = clip.read(distinct.tolist())
@@ -84,6 +87,8 @@ class FastScorer:
         finally:
             if owns:
                 clip.close()
+        if self.device.type == "cuda" and frames.device.type != "cuda":
+            frames = frames.to(self.device)  # decoded planes are small: convert them on the GPU (kernels)
         views = preprocess(frames, plan, device=frames.device)
         expand = torch.from_numpy(inverse.reshape(-1))
         views = {k: v.index_select(0, expand.to(v.device)).to(self.device) for k, v in views.items()}

@@ -188,7 +188,7 @@ def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 def _require_file(path: str) -> None:
     if not os.path.isfile(path):
         raise WeightsNotFound(f"weights file {path!r} does not exist; pass the path of a .onnx or "
-                              ".safetensors head (train one with `vqametric train head`)")
+                              ".safetensors head (create one with vqametric.backends.save_head or export_onnx)")
     if path.endswith((".pt", ".pth", ".bin", ".ckpt", ".pkl")):
         raise WeightsNotFound(f"{path!r} is a pickle checkpoint; vqametric loads only safetensors or ONNX. "
                               "Convert it: torch.load it yourself if you trust it, then save_head(...)")

@@ -43,6 +43,9 @@ class RGBFrames:
     def select(self, indices: torch.Tensor) -> "RGBFrames":
         return RGBFrames(self.data.index_select(0, indices.to(self.data.device)))
 
+    def to(self, device: torch.device | str) -> "RGBFrames":
+        return RGBFrames(self.data.to(device, non_blocking=True))
+
 
 @dataclass
 class YUV420Frames:
@@ -61,6 +64,11 @@ class YUV420Frames:
     full_range: bool = False
 
     def __post_init__(self) -> None:
+        # PyTorch implements few operations on uint16: hold such samples as int32 (same values)
+        for name in ("y", "u", "v"):
+            p = getattr(self, name)
+            if isinstance(p, torch.Tensor) and p.dtype == torch.uint16:
+                setattr(self, name, p.to(torch.int32))
         validate_yuv420(self)
 
     @classmethod
@@ -88,6 +96,10 @@ class YUV420Frames:
         idx = indices.to(self.y.device)
         return YUV420Frames(self.y.index_select(0, idx), self.u.index_select(0, idx),
                             self.v.index_select(0, idx), self.bit_depth, self.matrix, self.full_range)
+
+    def to(self, device: torch.device | str) -> "YUV420Frames":
+        mv = lambda p: p.to(device, non_blocking=True)  # noqa: E731
+        return YUV420Frames(mv(self.y), mv(self.u), mv(self.v), self.bit_depth, self.matrix, self.full_range)
 
 
 Frames = Union[RGBFrames, YUV420Frames]

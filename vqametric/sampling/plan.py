@@ -155,17 +155,22 @@ def segment_midpoints(num_frames: int, num_segments: int) -> list[int]:
     return [min(num_frames - 1, int(s / 2 + float(np.round(s * i)))) for i in range(num_segments)]
 
 
-def frames_at_fps(timestamps: Sequence[float], fps: float, max_frames: int) -> list[int]:
-    """Frames nearest to times ``0, 1/fps, 2/fps, ...`` (at most ``max_frames``, spread evenly).
+def frames_at_fps(timestamps: Sequence[float], fps: float, max_frames: int,
+                  duration: float | None = None) -> list[int]:
+    """Frames nearest to times ``0, 1/fps, 2/fps, ...`` before the clip ends (at most ``max_frames``,
+    spread evenly).
 
     ``timestamps``: presentation time of every frame in seconds, ascending (variable frame rate
-    clips are handled exactly).
+    clips are handled exactly). ``duration``: the clip's length; default the last timestamp plus the
+    median frame interval.
     """
     ts = np.asarray(timestamps, dtype=np.float64)
     if ts.size == 0:
         raise SamplingError("cannot sample a clip with zero frames")
     ts = ts - ts[0]
-    times = np.arange(0.0, ts[-1] + 0.5 / fps, 1.0 / fps)
+    if duration is None or not duration > 0:
+        duration = float(ts[-1] + (np.median(np.diff(ts)) if ts.size > 1 else 1.0 / fps))
+    times = np.arange(0.0, duration - 1e-9, 1.0 / fps)
     if times.size > max_frames:
         times = times[np.round(np.linspace(0, times.size - 1, max_frames)).astype(np.int64)]
     pos = np.clip(np.searchsorted(ts, times), 1, ts.size - 1) if ts.size > 1 else np.zeros(times.size, np.int64)
@@ -198,11 +203,12 @@ def fragment_plan(height: int, width: int, grid: int, patch: int, seed: int) -> 
 
 
 def make_plan(num_frames: int, height: int, width: int, config: SamplingConfig, *, fps: float = 30.0,
-              timestamps: Sequence[float] | None = None) -> SamplingPlan:
+              timestamps: Sequence[float] | None = None, duration: float | None = None) -> SamplingPlan:
     """Build the plan for a clip of ``num_frames`` frames of ``height x width`` pixels.
 
-    ``timestamps`` (seconds per frame) come from :class:`~vqametric.io.ClipInfo` for decoded files;
-    without them frames are assumed evenly spaced at ``fps``.
+    ``timestamps`` (seconds per frame) and ``duration`` (seconds) come from
+    :class:`~vqametric.io.ClipInfo` for decoded files; without them frames are assumed evenly spaced
+    at ``fps``.
     """
     if num_frames < 1:
         raise SamplingError("cannot sample a clip with zero frames")
@@ -210,20 +216,21 @@ def make_plan(num_frames: int, height: int, width: int, config: SamplingConfig, 
         raise SamplingError(f"cannot sample frames of size {height}x{width}")
     n, k = num_frames, config.frames_per_segment
     ts = list(timestamps) if timestamps is not None and len(timestamps) == n else [i / fps for i in range(n)]
+    ts = [t - ts[0] for t in ts]
+    if duration is None or not duration > ts[-1]:
+        duration = ts[-1] + (float(np.median(np.diff(ts))) if n > 1 else 1.0 / fps)
     if config.frame_rule == "segment_midpoints":
         anchors = segment_midpoints(n, config.num_segments)
     else:
-        anchors = frames_at_fps(ts, config.fps, config.max_frames)
+        anchors = frames_at_fps(ts, config.fps, config.max_frames, duration)
     # each anchor starts a run of k consecutive frames, shifted back to fit inside the clip
     starts = [max(0, min(a, n - k)) for a in anchors]
     indices = [min(s + j, n - 1) for s in starts for j in range(k)]
     m = len(anchors)
-    frame_dur = ts[1] - ts[0] if n > 1 else 1.0 / fps
     segments = []
     for i in range(m):
         a, b = i * n // m, max(i * n // m + 1, (i + 1) * n // m)
-        end_t = ts[b] if b < n else ts[-1] + frame_dur
-        segments.append(Segment(a, b, float(ts[a] - ts[0]), float(end_t - ts[0])))
+        segments.append(Segment(a, b, float(ts[a]), float(ts[b] if b < n else duration)))
     frag = None
     if config.fragment_grid > 0:
         frag = fragment_plan(height, width, config.fragment_grid, config.fragment_patch, config.seed)

@@ -122,8 +122,9 @@ def fragment_indices(frag: FragmentPlan, device: torch.device | str = "cpu") -> 
 def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
     """Resize ``(N, C, H, W)`` float to ``size``: bilinear (antialiased when downscaling) or bicubic.
 
-    Bicubic uses a = -0.75 (PyTorch/OpenCV) with antialias when downscaling; output is not clamped
-    here (normalisation follows).
+    Both use PyTorch's antialiased kernels (PIL-style: the kernel is widened by the scale factor when
+    downscaling); the antialiased bicubic kernel has a = -0.5 as in PIL, which is what reasoning models
+    preprocessed with PIL saw in training. Output is not clamped here (normalisation follows).
     """
     if tuple(x.shape[-2:]) == tuple(size):
         return x
