@@ -120,3 +120,10 @@ def test_uint16_planes_are_accepted():
     f = YUV420Frames(y, c, c.clone(), bit_depth=10)
     assert f.y.dtype == torch.int32
     assert torch.allclose(yuv420_to_rgb(f.y, f.u, f.v, 10), torch.ones(2, 3, 6, 6))
+
+
+def test_an_empty_clip_gives_empty_views_of_every_kind():
+    plan = make_plan(1, 8, 8, SamplingConfig(num_segments=1, fragment_grid=2, fragment_patch=4, global_size=6))
+    for frames in (RGBFrames(torch.empty((0, 8, 8, 3), dtype=torch.uint8)),):
+        out = preprocess_reference(frames, plan)
+        assert out["fragments"].shape == (0, 3, 8, 8) and out["global_view"].shape == (0, 3, 6, 6)

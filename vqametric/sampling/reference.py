@@ -162,8 +162,12 @@ def preprocess_reference(frames: Frames, plan: SamplingPlan, dtype: torch.dtype 
             if plan.global_size > 0:
                 glob_out.append(resize(rgb, (plan.global_size, plan.global_size), plan.interpolation))
     out = {}
-    if frag_out:
-        out["fragments"] = normalise(torch.cat(frag_out), plan.mean, plan.std).to(dtype)
-    if glob_out:
-        out["global_view"] = normalise(torch.cat(glob_out), plan.mean, plan.std).to(dtype)
+    if plan.fragments is not None:
+        s = plan.fragments.out_size
+        frag = torch.cat(frag_out) if frag_out else torch.empty(0, 3, s, s, device=device)
+        out["fragments"] = normalise(frag, plan.mean, plan.std).to(dtype)
+    if plan.global_size > 0:
+        s = plan.global_size
+        glob = torch.cat(glob_out) if glob_out else torch.empty(0, 3, s, s, device=device)
+        out["global_view"] = normalise(glob, plan.mean, plan.std).to(dtype)
     return out
