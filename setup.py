@@ -13,6 +13,8 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vqametric" / "__init__.
 
 ONNX_EXPORT = ["onnx>=1.16", "onnxscript>=0.2"]
 TEST = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
+# reasoning models: native InternVL / Qwen2.5-VL / Qwen3-VL classes with mm_token_type_ids (transformers 5)
+LMM = ["transformers>=5.0", "accelerate>=0.30", "tokenizers>=0.21"]
 
 setup(
     name="vqametric",
@@ -37,10 +39,10 @@ setup(
         # onnxruntime and onnxruntime-gpu must never be installed together: pick one extra.
         "onnx": ["onnxruntime>=1.17", *ONNX_EXPORT],
         "onnx-gpu": ["onnxruntime-gpu>=1.17", *ONNX_EXPORT],
-        "lmm": ["transformers>=4.50", "accelerate>=0.30"],
+        "lmm": LMM,
         "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5"],
         "kernels": ["triton>=3.0"],
-        "test": TEST + ["onnxruntime>=1.17", *ONNX_EXPORT, "triton>=3.0", "scipy>=1.10"],
+        "test": TEST + ["onnxruntime>=1.17", *ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", *LMM],
     },
     entry_points={"console_scripts": ["vqametric=vqametric.cli:main"]},
     classifiers=[

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from .errors import (BackendUnavailable, InvalidVideoInput, ModelNotFound, SamplingError, VideoDecodeError,
                      VQAMetricError, WeightsNotFound)
-from .functional import score, score_batch
+from .functional import explain, score, score_batch
 from .io import Clip, ClipInfo, RGBFrames, YUV420Frames, open_clip
 from .metric import VQAThinkerMetric, create_metric
 from .registry import DEFAULT_MODEL, ModelCard, get_card, list_models, register_model
@@ -18,7 +18,8 @@ from .sampling import SamplingConfig, SamplingPlan, make_plan
 
 __all__ = [
     "__version__", "VQAThinkerMetric", "create_metric", "list_models", "register_model", "get_card", "ModelCard",
-    "DEFAULT_MODEL", "score", "score_batch", "QualityResult", "SegmentScore", "open_clip", "Clip", "ClipInfo",
+    "DEFAULT_MODEL", "score", "score_batch", "explain", "QualityResult", "SegmentScore", "open_clip", "Clip",
+    "ClipInfo",
     "RGBFrames", "YUV420Frames", "SamplingConfig", "SamplingPlan", "make_plan", "VQAMetricError",
     "InvalidVideoInput", "VideoDecodeError", "WeightsNotFound", "ModelNotFound", "BackendUnavailable",
     "SamplingError",

@@ -1,4 +1,4 @@
-"""Command line: ``vqametric score|info|models|demo``.
+"""Command line: ``vqametric score|explain|info|models|demo``.
 
 ``vqametric score a.mp4 b.mkv --format json --output scores.json`` scores each file; a file that
 fails is reported with its reason and the others go on. Exit status: 0 when every file was scored,
@@ -153,6 +153,72 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .backends import build_scorer
+
+    options: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "num_samples": args.samples,
+                               "temperature": args.temperature, "scoring": args.scoring, "retries": args.retries,
+                               "batch_size": args.batch_size}
+    if args.checkpoint:
+        options["checkpoint"] = args.checkpoint
+    if args.dtype:
+        options["dtype"] = args.dtype
+    if args.load_in_8bit:
+        options["load_in_8bit"] = True
+    if args.prompt:
+        options["prompt"] = args.prompt
+    try:
+        card = get_card(args.model)
+        if args.frames:
+            from .sampling.plan import SamplingConfig
+            card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(),
+                                                                     "num_segments": args.frames}))
+        if card.backend != "lmm":
+            print(f"error: {args.model!r} is a {card.backend} model; explain needs a reasoning model "
+                  f"({', '.join(list_models(backend='lmm'))})", file=sys.stderr)
+            return 2
+        scorer = build_scorer(card, device=args.device, **options)
+    except (VQAMetricError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    records, failed = [], 0
+    for path in args.paths:
+        try:
+            _, (result,) = scorer.score([path], fps=args.fps)
+            records.append({"ok": True, "result": result})
+            failed += 0 if result.parse_ok else 1
+        except (VQAMetricError, OSError, RuntimeError, ValueError) as e:
+            failed += 1
+            records.append({"ok": False, "source": path, "error": type(e).__name__, "message": str(e)})
+    if args.format == "json":
+        out = [r["result"].to_dict() if r["ok"] else {k: r[k] for k in ("source", "error", "message")}
+               for r in records]
+        _write(json.dumps(out, indent=2, ensure_ascii=False) + "\n", args.output)
+    else:
+        _write("".join(_render_explanation(r) for r in records), args.output)
+    return 1 if failed else 0
+
+
+def _render_explanation(record: dict[str, Any]) -> str:
+    if not record["ok"]:
+        return f"{record['source']}\n  FAILED: {record['error']}: {record['message']}\n\n"
+    r = record["result"]
+    gen = r.sampling.get("generation", {})
+    lines = [r.source]
+    if r.parse_ok:
+        lines.append(f"  score: {r.score:.3f} / 5  ({r.model}, {gen.get('scoring', 'parsed')}"
+                     f"{', %d answers' % gen['answers_parsed'] if gen.get('answers_parsed', 1) > 1 else ''})")
+    else:
+        lines.append(f"  score: PARSE FAILED ({gen.get('failure') or 'no answer'}); no score was produced")
+    for name, value in r.dimensions.items():
+        lines.append(f"  {name}: {value:g}")
+    if r.text:
+        lines.append("  reasoning:")
+        lines.extend("    " + ln for ln in r.text.strip().splitlines())
+    lines.append(f"  raw answer: {r.raw_answer!r}" if not r.parse_ok else "")
+    return "\n".join(ln for ln in lines if ln) + "\n\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vqametric", description="No-reference video quality assessment.")
     p.add_argument("--version", action="version", version=f"vqametric {__version__}")
@@ -168,6 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=None, help=argparse.SUPPRESS)
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or failure lines on stderr")
     s.set_defaults(func=_score)
+
+    e = sub.add_parser("explain", help="score with a reasoning model and show its explanation")
+    e.add_argument("paths", nargs="+", help="video or image files")
+    e.add_argument("--model", default="vqathinker-8b", help="reasoning model name (see `vqametric models`)")
+    e.add_argument("--checkpoint", default=None, help="checkpoint folder or Hugging Face Hub id (owner/name)")
+    e.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    e.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"])
+    e.add_argument("--load-in-8bit", action="store_true", help="int8 language model (CUDA + bitsandbytes)")
+    e.add_argument("--prompt", choices=["overall", "dimensions"], default=None)
+    e.add_argument("--samples", type=int, default=1, help="answers per video (>1 samples and averages)")
+    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --samples > 1)")
+    e.add_argument("--retries", type=int, default=0, help="extra sampled attempts when an answer does not parse")
+    e.add_argument("--scoring", choices=["parsed", "expected"], default="parsed")
+    e.add_argument("--frames", type=int, default=None, help="frames sampled per video (default: the model's)")
+    e.add_argument("--max-new-tokens", type=int, default=1024)
+    e.add_argument("--batch-size", type=int, default=1)
+    e.add_argument("--format", choices=["text", "json"], default="text")
+    e.add_argument("--output", "-o", default=None, help="write results to this file instead of stdout")
+    e.add_argument("--fps", type=float, default=None, help=argparse.SUPPRESS)
+    e.set_defaults(func=_explain)
 
     i = sub.add_parser("info", help="show video metadata without scoring")
     i.add_argument("paths", nargs="+")

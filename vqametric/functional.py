@@ -53,3 +53,38 @@ def score_batch(videos: Any, **kwargs: Any) -> list[QualityResult]:
     """Like :func:`score` but always returns a list."""
     out = score(list(iter_videos(videos)), **kwargs)
     return out if isinstance(out, list) else [out]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_lmm_scorer(model: str, device: str | None, options: tuple):
+    return build_scorer(get_card(model), device=device, **dict(options))
+
+
+def explain(video: Any, model: str | ModelCard = "vqathinker-8b", checkpoint: str | os.PathLike | None = None,
+            device: str | None = None, dtype: Any = None, fps: float | None = None,
+            **options: Any) -> QualityResult | list[QualityResult]:
+    """Quality of one video (or each video of a batch) with a reasoning model's explanation.
+
+    ``checkpoint``: a local folder or a Hugging Face Hub id (downloaded on first use); without it
+    the model card's Hub id is used only if already in the local cache. ``options``: reasoning
+    options such as ``num_samples``, ``scoring="expected"``, ``retries``, ``max_new_tokens``,
+    ``load_in_8bit``, ``prompt="dimensions"`` (see docs/reasoning.md). The result has ``score``
+    (1-5), ``text`` (the reasoning), ``raw_answer`` (the full response), ``dimensions`` and
+    ``parse_ok``; the loaded model is cached for the next call.
+    """
+    if checkpoint is not None:
+        options["checkpoint"] = os.fspath(checkpoint)
+    if dtype is not None:
+        options["dtype"] = str(dtype).replace("torch.", "")
+    if isinstance(model, ModelCard):
+        scorer = build_scorer(model, device=device, **options)
+    else:
+        if get_card(model).backend != "lmm":
+            raise ValueError(f"explain() needs a reasoning model; {model!r} is a {get_card(model).backend} model "
+                             "(use vqametric.score)")
+        key = tuple(sorted((k, v if not isinstance(v, (list, dict)) else repr(v)) for k, v in options.items()))
+        scorer = _cached_lmm_scorer(os.fspath(model), None if device is None else str(device), key)
+    batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
+    items = list(iter_videos(video))
+    _, results = scorer.score(items, fps=fps)
+    return results if batch else results[0]

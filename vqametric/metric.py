@@ -23,6 +23,8 @@ from .registry import DEFAULT_MODEL, ModelCard, get_card
 from .result import QualityResult
 from .sampling.plan import SamplingConfig
 
+REASONING_DEFAULT_MODEL = "vqathinker-8b"
+
 
 class VQAThinkerMetric(Metric):
     """No-reference video quality on a 1-5 mean-opinion scale (higher is better).
@@ -37,10 +39,18 @@ class VQAThinkerMetric(Metric):
         sampling: overrides of the card's :class:`SamplingConfig` fields, e.g. ``{"num_segments": 16}``.
         head: an in-memory :class:`FastHead` to score with (training, tests).
         fps: frame rate assumed for in-memory frames (default 30).
+        mode: ``"reasoning"`` scores with a reasoning model (default ``"vqathinker-8b"`` when ``model``
+            is left at its default), ``"fast"`` insists on a fast head; None follows the model card.
+        checkpoint: reasoning models: a local checkpoint folder or a Hugging Face Hub id.
+        dtype: reasoning models: ``torch.bfloat16`` (default on CUDA), ``torch.float16`` or ``torch.float32``.
+        reasoning: further reasoning-model options (``num_samples``, ``scoring``, ``retries``,
+            ``max_new_tokens``, ``batch_size``, ``load_in_8bit``, ``prompt`` ...; see docs/reasoning.md).
 
     ``update(videos)`` accepts one video or a batch: a list of videos, or a ``(B, T, 3, H, W)``
     tensor (uint8, or float in [0, 1]). States: ``score_sum``, ``count`` (summed) and ``scores``
     (concatenated) sync under DDP. A failed ``update`` leaves the state exactly as it was.
+    In reasoning mode a video whose answer could not be parsed is counted in ``parse_failures``
+    and left out of the mean (its score in ``forward``'s output is NaN).
     """
 
     is_differentiable = True
@@ -54,9 +64,23 @@ class VQAThinkerMetric(Metric):
 
     def __init__(self, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | torch.device | None = None,
                  runtime: str | None = None, as_loss: bool = False, sampling: dict[str, Any] | None = None,
-                 head: FastHead | None = None, fps: float | None = None, **kwargs: Any):
+                 head: FastHead | None = None, fps: float | None = None, mode: str | None = None,
+                 checkpoint: str | os.PathLike | None = None, dtype: Any = None,
+                 reasoning: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
+        if mode == "reasoning" and isinstance(model, str) and model == DEFAULT_MODEL:
+            model = REASONING_DEFAULT_MODEL
         card = get_card(model)
+        if mode not in (None, "fast", "reasoning"):
+            raise ValueError(f"mode must be 'fast' or 'reasoning', got {mode!r}")
+        if mode is not None and (card.backend == "lmm") != (mode == "reasoning"):
+            kind = "a reasoning model" if card.backend == "lmm" else f"a {card.backend} model"
+            raise ValueError(f"model {card.name!r} is {kind}; it cannot be used with mode={mode!r}")
+        lmm_options = dict(reasoning or {})
+        if checkpoint is not None:
+            lmm_options["checkpoint"] = os.fspath(checkpoint)
+        if dtype is not None:
+            lmm_options["dtype"] = dtype
         if sampling:
             card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(), **sampling}))
         self.card = card
@@ -64,12 +88,14 @@ class VQAThinkerMetric(Metric):
         self.fps = fps
         self.score_range = tuple(card.score_range)
         self.lower_better = card.lower_better
-        self.scorer = build_scorer(card, device=device, runtime=runtime, requires_grad=as_loss, head=head)
+        self.scorer = build_scorer(card, device=device, runtime=runtime, requires_grad=as_loss, head=head,
+                                   **lmm_options)
         self.last_results: list[QualityResult] = []
         self._last_scores: torch.Tensor | None = None
         self.add_state("score_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("parse_failures", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     @property
     def model_name(self) -> str:
@@ -84,6 +110,10 @@ class VQAThinkerMetric(Metric):
             self._update_count -= 1  # torchmetrics counted the call before it ran
             raise
         detached = scores.detach()
+        failed = ~torch.isfinite(detached)  # reasoning mode: unparsed answers are counted, not averaged
+        if bool(failed.any()):
+            self.parse_failures = self.parse_failures + int(failed.sum())
+            detached = detached[~failed]
         self.score_sum = self.score_sum + detached.sum().to(self.score_sum)
         self.count = self.count + detached.numel()
         self.scores.append(detached.to(self.score_sum.device, torch.float32))
@@ -113,7 +143,17 @@ class VQAThinkerMetric(Metric):
         return list(self.last_results)
 
 
+#: reasoning-model options ``create_metric`` accepts directly (they go into ``reasoning=``)
+REASONING_OPTIONS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k", "retries", "retry_temperature",
+                     "scoring", "seed", "batch_size", "load_in_8bit", "prompt", "attn_implementation")
+
+
 def create_metric(name: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
                   as_loss: bool = False, **kwargs: Any) -> VQAThinkerMetric:
-    """pyiqa-style factory: ``create_metric("vqametric-fast", device="cuda")``."""
+    """pyiqa-style factory: ``create_metric("vqametric-fast", device="cuda")`` or
+    ``create_metric("vqathinker-8b", checkpoint=PATH_OR_HUB_ID, device="cuda", num_samples=4)``."""
+    reasoning = dict(kwargs.pop("reasoning", None) or {})
+    reasoning.update({k: kwargs.pop(k) for k in list(kwargs) if k in REASONING_OPTIONS})
+    if reasoning:
+        kwargs["reasoning"] = reasoning
     return VQAThinkerMetric(model=name, device=device, as_loss=as_loss, **kwargs)

@@ -133,3 +133,41 @@ register_model(ModelCard(
     weights={"onnx": "vqametric-fast.onnx", "torch": "vqametric-fast.safetensors"},
     version="0.1.0",
 ))
+
+
+# Reasoning models (backend "lmm", see docs/reasoning.md). ``default_runtime`` names the adapter
+# family; ``weights["hub"]`` is the Hugging Face Hub id, downloaded only when passed as checkpoint=.
+_IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+_CLIP = {"mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711)}
+ULTRAVQA_DIMENSIONS = ("Motion Quality", "Motion Amplitude", "Aesthetic Quality", "Content Quality", "Clarity Quality")
+
+register_model(ModelCard(
+    name="vqathinker-8b",
+    backend="lmm",
+    description="VQAThinker (InternVL3-8B + SlowFast motion token): 1-5 score with its reasoning; 12 frames at 560px",
+    sampling=SamplingConfig(num_segments=12, frames_per_segment=1, fragment_grid=0, fragment_patch=0,
+                            global_size=560, interpolation="bicubic", **_IMAGENET),
+    weights={"hub": "kkkkkklinhan/InternVL3-VQAThinker-8B"},
+    version="1.0",
+    default_runtime="vqathinker",
+))
+register_model(ModelCard(
+    name="visualquality-r1-7b",
+    backend="lmm",
+    description="VisualQuality-R1 (Qwen2.5-VL-7B, RL-to-rank): 1-5 score with its reasoning; 16 frames, 448^2 px each",
+    sampling=SamplingConfig(num_segments=16, frames_per_segment=1, fragment_grid=0, fragment_patch=0,
+                            global_size=448, interpolation="bicubic", **_CLIP),
+    weights={"hub": "TianheWu/VisualQuality-R1-7B"},
+    version="1.0",
+    default_runtime="qwen2.5-vl",
+))
+register_model(ModelCard(
+    name="lmm-dimensions",
+    backend="lmm",
+    description="any supported reasoning checkpoint (checkpoint=...) asked for the five UltraVQA dimension ratings",
+    sampling=SamplingConfig(num_segments=12, frames_per_segment=1, fragment_grid=0, fragment_patch=0,
+                            global_size=448, interpolation="bicubic", **_IMAGENET),
+    version="1.0",
+    dimensions=ULTRAVQA_DIMENSIONS,
+    default_runtime="auto",
+))

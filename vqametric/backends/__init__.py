@@ -1,12 +1,19 @@
-"""Scoring backends: the fast head (PyTorch or ONNX Runtime)."""
+"""Scoring backends: the fast head (PyTorch or ONNX Runtime) and reasoning models (``lmm``)."""
 from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, HeadConfig, load_head, save_head
 
 __all__ = ["FastHead", "HeadConfig", "save_head", "load_head", "DISTORTIONS", "ATTRIBUTION_CLASSES",
            "build_scorer"]
 
 
-def build_scorer(card, device=None, runtime=None, requires_grad=False, head=None):
-    """The scorer for a model card's backend."""
+def build_scorer(card, device=None, runtime=None, requires_grad=False, head=None, **lmm_options):
+    """The scorer for a model card's backend. ``lmm_options`` (``checkpoint``, ``dtype``, generation
+    options ...) go to the reasoning-model scorer of ``backend="lmm"`` cards."""
+    if card.backend == "lmm":
+        from .lmm import LMMScorer
+        return LMMScorer(card, device=device, runtime=runtime, requires_grad=requires_grad, head=head, **lmm_options)
+    if lmm_options:
+        raise ValueError(f"option(s) {sorted(lmm_options)} apply to reasoning models only; {card.name!r} is a "
+                         f"{card.backend} model")
     if card.backend == "fast-head":
         from .fast import FastScorer
         return FastScorer(card, device=device, runtime=runtime, requires_grad=requires_grad, head=head)
