@@ -49,12 +49,17 @@ def _score(args: argparse.Namespace) -> int:
     for path in bar:
         try:
             _, (result,) = scorer.score([path], fps=args.fps)
-            records.append({"ok": True, "result": result})
+            if result.parse_ok:
+                records.append({"ok": True, "result": result})
+                continue
+            failure = result.sampling.get("generation", {}).get("failure") or "no answer"
+            error, message = "ParseFailure", f"the model's answer could not be parsed ({failure})"
         except (VQAMetricError, OSError, RuntimeError, ValueError) as e:
-            failed += 1
-            records.append({"ok": False, "source": path, "error": type(e).__name__, "message": str(e)})
-            if not args.quiet:
-                bar.write(f"failed: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+            error, message = type(e).__name__, str(e)
+        failed += 1
+        records.append({"ok": False, "source": path, "error": error, "message": message})
+        if not args.quiet:
+            bar.write(f"failed: {path}: {error}: {message}", file=sys.stderr)
     _write(_render_scores(records, args.format), args.output)
     if failed and not args.quiet:
         print(f"{failed} of {len(args.paths)} file(s) failed", file=sys.stderr)

@@ -27,7 +27,8 @@ class QualityResult:
     ``timeline``: per-segment scores in time order.
     ``attribution``: distortion -> severity in [0, 1]; ``dominant_distortion`` is the most likely
     cause (``"none"`` when the model sees no dominant distortion).
-    ``text``/``raw_answer``: reasoning-mode output. ``timings``: seconds per stage.
+    ``text``/``raw_answer``: reasoning-mode output; ``parse_ok`` is False when no answer could be
+    parsed, and then ``score`` is NaN (``None`` in :meth:`to_dict`). ``timings``: seconds per stage.
     """
 
     score: float
@@ -46,11 +47,17 @@ class QualityResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if math.isnan(self.score) and not self.parse_ok:
+            return  # a reasoning model's answer that could not be parsed: no score, never a stand-in
         if not math.isfinite(self.score):
             raise ValueError(f"a QualityResult score must be finite, got {self.score}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data; an unparsed answer's missing score is ``None``."""
+        d = asdict(self)
+        if math.isnan(self.score):
+            d["score"] = None
+        return d
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)

@@ -13,8 +13,7 @@ Scores that can be trusted:
 * a clip none of whose answers parsed (after ``retries`` extra sampled attempts) gets
   ``parse_ok=False`` in its result and NaN in the returned scores tensor; it is counted in
   ``stats["parse_failures"]`` and :class:`~vqametric.VQAThinkerMetric` leaves it out of its mean.
-  (``QualityResult.score`` must be finite, so such a result carries the midpoint of the score
-  range; it means nothing when ``parse_ok`` is False.)
+  Its ``QualityResult.score`` is NaN too: no stand-in value.
 """
 from __future__ import annotations
 
@@ -219,7 +218,7 @@ class LMMScorer:
         scores, results = [], []
         for (clip, ctx), ans, retried in zip(prepared, answers, retries_used):
             result = self._result(ctx, ans, retried, infer)
-            scores.append(result.score if result.parse_ok else float("nan"))
+            scores.append(result.score)
             results.append(result)
         return torch.tensor(scores, dtype=torch.float32), results
 
@@ -231,7 +230,6 @@ class LMMScorer:
         self.stats["clips"] += 1
         self.stats["answers"] += len(answers)
         self.stats["answer_failures"] += len(answers) - len(ok)
-        lo, hi = (float(x) for x in self.card.score_range)
         values = [a.value(opts.scoring) for a in ok]
         dims: dict[str, float] = {}
         if ok:
@@ -242,7 +240,7 @@ class LMMScorer:
                 dims[name] = round(float(sum(vals) / len(vals)), 6)
         else:
             self.stats["parse_failures"] += 1
-            score = (lo + hi) / 2
+            score = float("nan")
             rep = answers[-1]
         parsed = [a.score for a in ok]
         expected = [a.expected for a in ok]
