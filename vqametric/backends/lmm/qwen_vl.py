@@ -5,7 +5,7 @@ The models are transformers' native ``Qwen2_5_VLForConditionalGeneration`` /
 ``visual.*`` / ``model.layers.*``, is renamed by transformers itself). The processors are not used:
 
 * frames -> ``pixel_values_videos`` and ``video_grid_thw`` with
-  :func:`vqametric.sampling.layouts.qwen_vl_patches_reference` (no torchvision, no slow processor);
+  :func:`vqametric.sampling.dispatch.qwen_vl_patches` (fused kernels on CUDA, the reference elsewhere; no torchvision, no slow processor);
   patch / merge / temporal sizes come from the checkpoint's vision config, mean and std from its
   preprocessor config when present (the family's released values otherwise), and the per-frame
   pixel budget from the sampling config: ``global_size ** 2`` pixels, aspect ratio kept;
@@ -25,7 +25,8 @@ import torch
 
 from ...errors import WeightsNotFound
 from ...io.frames import Frames
-from ...sampling.layouts import CLIP_MEAN, CLIP_STD, HALF_MEAN, HALF_STD, QwenVLLayout, qwen_vl_patches_reference
+from ...sampling.dispatch import qwen_vl_patches
+from ...sampling.layouts import CLIP_MEAN, CLIP_STD, HALF_MEAN, HALF_STD, QwenVLLayout
 from ...sampling.plan import SamplingPlan
 from .base import Adapter, PreparedClip, check_int8, load_tokenizer, require_transformers
 from .memory import check_fits, estimate_bytes
@@ -122,7 +123,7 @@ class QwenVLAdapter(Adapter):
 
     # -- inputs ------------------------------------------------------------------------------------
     def prepare(self, frames: Frames, plan: SamplingPlan, info) -> PreparedClip:
-        pixel_values, grid = qwen_vl_patches_reference(frames, self.layout, dtype=self.dtype, device=self.device)
+        pixel_values, grid = qwen_vl_patches(frames, self.layout, dtype=self.dtype, device=self.device)
         fps = float(info.fps) if info.fps and info.fps > 0 else 30.0
         ts = info.timestamps
         times = [float(ts[i]) - float(ts[0]) if ts and len(ts) == info.num_frames else i / fps

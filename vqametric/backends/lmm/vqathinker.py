@@ -45,7 +45,7 @@ from torch import nn
 
 from ...errors import SamplingError, WeightsNotFound
 from ...io.frames import Frames
-from ...sampling.layouts import internvl_tiles_reference
+from ...sampling.dispatch import internvl_tiles
 from ...sampling.plan import SamplingPlan
 from .base import Adapter, PreparedClip, check_int8, load_tokenizer, replace_linear_int8, require_transformers
 from .memory import check_fits, estimate_bytes
@@ -283,7 +283,7 @@ class VQAThinkerAdapter(Adapter):
     # -- inputs ------------------------------------------------------------------------------------
     def prepare(self, frames: Frames, plan: SamplingPlan, info) -> PreparedClip:
         self._check_frames(frames.num_frames)
-        tiles = internvl_tiles_reference(frames, size=self.tile, dtype=self.dtype, device=self.device,
+        tiles = internvl_tiles(frames, size=self.tile, dtype=self.dtype, device=self.device,
                                          mean=plan.mean, std=plan.std)
         return PreparedClip({"tiles": tiles}, {"num_frames": int(tiles.shape[0])})
 
