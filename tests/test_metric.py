@@ -113,3 +113,27 @@ def test_sampling_that_does_not_fit_the_head_is_a_sampling_error(tiny_head_files
 def test_cuda_without_a_gpu_is_a_typed_error(tiny_head_files):
     with pytest.raises(vqametric.BackendUnavailable, match="no CUDA device"):
         VQAThinkerMetric(tiny_head_files["safetensors"], device="cuda", runtime="torch")
+
+
+def test_functional_cache_follows_the_registry_and_the_file(tiny_head_files, clips, tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from vqametric.backends import FastHead, HeadConfig
+    from vqametric.backends.onnx_runtime import export_onnx
+    from vqametric.functional import get_scorer
+
+    card = vqametric.get_card(tiny_head_files["onnx"], name="cache-test-head")
+    vqametric.register_model(card, overwrite=True)
+    assert len(vqametric.score(clips[0], model="cache-test-head").timeline) == 4
+    vqametric.register_model(replace(card, sampling=replace(card.sampling, num_segments=2)), overwrite=True)
+    assert len(vqametric.score(clips[0], model="cache-test-head").timeline) == 2
+    # a head file rewritten in place is reloaded
+    path = str(tmp_path / "head.onnx")
+    shutil.copy(tiny_head_files["onnx"], path)
+    first = get_scorer(path)
+    assert get_scorer(path) is first
+    torch.manual_seed(123)
+    other = FastHead(HeadConfig(frames_per_segment=2, fragment_size=112, global_size=64, width=8)).eval()
+    export_onnx(other, path, tiny_head_files["sampling"], name="rewritten")
+    assert get_scorer(path) is not first and get_scorer(path).card.name == "rewritten"

@@ -8,21 +8,57 @@ True
 """
 from __future__ import annotations
 
-import functools
 import os
+from collections import OrderedDict
 from typing import Any
 
 import torch
 
 from .backends import build_scorer
 from .io.clip import iter_videos
-from .registry import DEFAULT_MODEL, ModelCard, get_card
+from .registry import DEFAULT_MODEL, ModelCard, get_card, list_models
 from .result import QualityResult
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_scorer(model: str, device: str | None, runtime: str | None):
-    return build_scorer(get_card(model), device=device, runtime=runtime)
+class _ScorerCache:
+    """Least-recently-used scorers, rebuilt when what they were built from changed: the registered
+    card (``register_model(..., overwrite=True)``) or the weights file (rewritten in place)."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self.items: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
+
+    @staticmethod
+    def fingerprint(model: str) -> Any:
+        if model in list_models():
+            card = get_card(model)
+            return card, tuple(_stamp(card.weights_path(rt)) for rt in card.available_runtimes())
+        return _stamp(model)
+
+    def get(self, key: tuple, build) -> Any:
+        fp = self.fingerprint(key[0])
+        hit = self.items.get(key)
+        if hit is not None and hit[0] == fp:
+            self.items.move_to_end(key)
+            return hit[1]
+        scorer = build()
+        self.items[key] = (fp, scorer)
+        self.items.move_to_end(key)
+        while len(self.items) > self.maxsize:
+            self.items.popitem(last=False)
+        return scorer
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+_FAST_SCORERS = _ScorerCache(8)
+_LMM_SCORERS = _ScorerCache(2)  # reasoning models are large: keep few
 
 
 def get_scorer(model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
@@ -30,7 +66,9 @@ def get_scorer(model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str
     """A (cached) scorer for ``model``: a registered name, a card, or a head weights path."""
     if isinstance(model, ModelCard):
         return build_scorer(model, device=device, runtime=runtime)
-    return _cached_scorer(os.fspath(model), None if device is None else str(device), runtime)
+    name, dev = os.fspath(model), None if device is None else str(device)
+    return _FAST_SCORERS.get((name, dev, runtime),
+                             lambda: build_scorer(get_card(name), device=dev, runtime=runtime))
 
 
 def score(video: Any, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
@@ -53,11 +91,6 @@ def score_batch(videos: Any, **kwargs: Any) -> list[QualityResult]:
     """Like :func:`score` but always returns a list."""
     out = score(list(iter_videos(videos)), **kwargs)
     return out if isinstance(out, list) else [out]
-
-
-@functools.lru_cache(maxsize=2)
-def _cached_lmm_scorer(model: str, device: str | None, options: tuple):
-    return build_scorer(get_card(model), device=device, **dict(options))
 
 
 def explain(video: Any, model: str | ModelCard = "vqathinker-8b", checkpoint: str | os.PathLike | None = None,
@@ -83,7 +116,8 @@ def explain(video: Any, model: str | ModelCard = "vqathinker-8b", checkpoint: st
             raise ValueError(f"explain() needs a reasoning model; {model!r} is a {get_card(model).backend} model "
                              "(use vqametric.score)")
         key = tuple(sorted((k, v if not isinstance(v, (list, dict)) else repr(v)) for k, v in options.items()))
-        scorer = _cached_lmm_scorer(os.fspath(model), None if device is None else str(device), key)
+        name, dev = os.fspath(model), None if device is None else str(device)
+        scorer = _LMM_SCORERS.get((name, dev, key), lambda: build_scorer(get_card(name), device=dev, **options))
     batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
     items = list(iter_videos(video))
     _, results = scorer.score(items, fps=fps)
