@@ -42,7 +42,8 @@ setup(
         "lmm": LMM,
         "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5"],
         "kernels": ["triton>=3.0"],
-        "test": TEST + ["onnxruntime>=1.17", *ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", *LMM],
+        # the test extra names no onnxruntime package: install it with `.[onnx,test]` or `.[onnx-gpu,test]`
+        "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", *LMM],
     },
     entry_points={"console_scripts": ["vqametric=vqametric.cli:main"]},
     classifiers=[

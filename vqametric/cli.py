@@ -115,8 +115,11 @@ def _models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(cards, indent=2))
         return 0
-    rows = [[c["name"], c["backend"], c["version"], ",".join(c["runtimes"]) or "(weights missing)",
-             c["description"]] for c in cards]
+    def weights(c):
+        if c["runtimes"]:
+            return ",".join(c["runtimes"])
+        return "checkpoint=DIR|HUB_ID" if c["backend"] == "lmm" else "(weights not installed)"
+    rows = [[c["name"], c["backend"], c["version"], weights(c), c["description"]] for c in cards]
     print(_fmt_table(rows, ["name", "backend", "version", "runtimes", "description"]) if rows
           else "no models registered")
     return 0
@@ -137,11 +140,15 @@ def _demo(args: argparse.Namespace) -> int:
             import torch
 
             from .backends import FastHead, build_scorer
+            from .backends.onnx_runtime import export_onnx
             torch.manual_seed(0)
-            card = get_card(DEFAULT_MODEL, name="untrained-head", version="random-init")
-            scorer = build_scorer(card, device=args.device, head=FastHead().eval())
-            print("NOTE: --untrained-head scores with a randomly initialised head of the default architecture: "
-                  "this exercises the whole pipeline, but the scores are NOT quality estimates.", file=sys.stderr)
+            card = get_card(DEFAULT_MODEL)
+            path = export_onnx(FastHead().eval(), os.path.join(folder, "untrained-head.onnx"), card.sampling,
+                               name="untrained-head", version="random-init")
+            scorer = build_scorer(get_card(path), device=args.device, runtime=args.runtime)
+            print("NOTE: --untrained-head scores with a randomly initialised head of the default architecture "
+                  "(exported to ONNX): this exercises the whole pipeline, but the scores are NOT quality "
+                  "estimates.", file=sys.stderr)
         else:
             scorer = get_scorer(args.model, args.device, args.runtime)
     except VQAMetricError as e:

@@ -49,9 +49,9 @@ class ModelCard:
                                   f"{', '.join(self.weights) or 'none'}); choose runtime= one of those")
         path = rel if os.path.isabs(rel) else str(WEIGHTS_DIR / rel)
         if not os.path.isfile(path):
-            raise WeightsNotFound(f"weights of model {self.name!r} are missing ({os.path.basename(path)} is not in "
-                                  "the package's weights folder); reinstall vqametric, or pass model=PATH to score "
-                                  "with a .onnx/.safetensors head")
+            raise WeightsNotFound(f"weights of model {self.name!r} are not installed ({os.path.basename(path)} is not in "
+                                  "the package's weights folder; `vqametric models` shows which models this version "
+                                  "ships); pass model=PATH to score with a .onnx/.safetensors head")
         return path
 
     def available_runtimes(self) -> list[str]:
