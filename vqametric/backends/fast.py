@@ -7,15 +7,14 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import BackendUnavailable, InvalidVideoInput, SamplingError
-from ..io.clip import Clip, open_clip
 from ..registry import ModelCard
 from ..result import QualityResult, SegmentScore
-from ..sampling import make_plan, preprocess
+from ..sampling import preprocess
 from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, load_head
+from .planned import read_planned
 
 
 class FastScorer:
@@ -72,29 +71,16 @@ class FastScorer:
     # ------------------------------------------------------------------------------------------
     def prepare(self, video: Any, fps: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Open, plan, decode and preprocess one video -> (views, context for the result)."""
-        t0 = time.perf_counter()
-        clip: Clip = open_clip(video, fps=fps)
-        owns = clip is not video
-        try:
-            info = clip.info
-            t1 = time.perf_counter()
-            plan = make_plan(info.num_frames, info.height, info.width, self.card.sampling, fps=info.fps,
-                             timestamps=info.timestamps, duration=info.duration)
-            # short clips repeat planned frames: decode and preprocess each distinct frame once
-            distinct, inverse = np.unique(np.asarray(plan.frame_indices), return_inverse=True)
-            frames = clip.read(distinct.tolist())
-            t2 = time.perf_counter()
-        finally:
-            if owns:
-                clip.close()
+        read = read_planned(video, self.card.sampling, fps)
+        t2 = time.perf_counter()
+        frames = read.frames
         if self.device.type == "cuda" and frames.device.type != "cuda":
             frames = frames.to(self.device)  # decoded planes are small: convert them on the GPU (kernels)
-        views = preprocess(frames, plan, device=frames.device)
-        expand = torch.from_numpy(inverse.reshape(-1))
-        views = {k: v.index_select(0, expand.to(v.device)).to(self.device) for k, v in views.items()}
+        views = preprocess(frames, read.plan, device=frames.device)
+        views = {k: v.index_select(0, read.inverse.to(v.device)).to(self.device) for k, v in views.items()}
         _sync(self.device)
         t3 = time.perf_counter()
-        ctx = {"info": info, "plan": plan, "timings": {"open": t1 - t0, "decode": t2 - t1, "preprocess": t3 - t2}}
+        ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings, preprocess=t3 - t2)}
         return views, ctx
 
     def forward(self, views: Sequence[dict[str, torch.Tensor]], k: int) -> dict[str, torch.Tensor]:

@@ -25,10 +25,9 @@ from typing import Any, Sequence
 import torch
 
 from ...errors import BackendUnavailable, InvalidVideoInput, WeightsNotFound
-from ...io.clip import Clip, open_clip
 from ...registry import ModelCard
 from ...result import QualityResult
-from ...sampling import make_plan
+from ..planned import read_planned
 from .base import Adapter, PreparedClip, resolve_device, resolve_dtype
 from .dimensions import DimensionsTask
 from .generation import GenerationOptions, generate
@@ -128,23 +127,14 @@ class LMMScorer:
     # ------------------------------------------------------------------------------------------
     def prepare(self, video: Any, fps: float | None = None) -> tuple[PreparedClip, dict[str, Any]]:
         """Open, plan, decode and turn one video into the family's inputs."""
-        t0 = time.perf_counter()
-        clip: Clip = open_clip(video, fps=fps)
-        owns = clip is not video
-        try:
-            info = clip.info
-            t1 = time.perf_counter()
-            plan = make_plan(info.num_frames, info.height, info.width, self.card.sampling, fps=info.fps,
-                             timestamps=info.timestamps)
-            frames = clip.read(plan.frame_indices)
-            t2 = time.perf_counter()
-        finally:
-            if owns:
-                clip.close()
+        read = read_planned(video, self.card.sampling, fps)
+        t2 = time.perf_counter()
+        info, plan = read.info, read.plan
+        frames = read.planned()
         prepared = self.adapter.prepare(frames, plan, info)
         _sync(self.device)
         t3 = time.perf_counter()
-        ctx = {"info": info, "plan": plan, "timings": {"open": t1 - t0, "decode": t2 - t1, "preprocess": t3 - t2}}
+        ctx = {"info": info, "plan": plan, "timings": dict(read.timings, preprocess=t3 - t2)}
         return prepared, ctx
 
     def _generate(self, clips: Sequence[PreparedClip], n: int, do_sample: bool, temperature: float | None,
