@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the registered models")
     m.add_argument("--format", choices=["table", "json"], default="table")
     m.set_defaults(func=_models)
+
+    from .train.cli import register as register_train
+    register_train(sub)
     return p
 
 
