@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFound, WeightsNotFound
+from .errors import ModelNotFound, VQAMetricError, WeightsNotFound
 from .sampling.plan import SamplingConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -82,8 +82,60 @@ def register_model(card: ModelCard, overwrite: bool = False) -> ModelCard:
     return card
 
 
+USER_MODELS_ENV = "VQAMETRIC_MODELS"
+_USER_SCANNED: dict[str, tuple] = {}  # path -> (mtime, size) when last read
+_USER_NAMES: set[str] = set()           # names registered from the user models folder
+
+
+def user_models_dir() -> str:
+    """Folder of heads installed for use by name (``vqametric train distill`` writes there):
+    ``$VQAMETRIC_MODELS``, default ``~/.cache/vqametric/models``."""
+    return os.environ.get(USER_MODELS_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "vqametric", "models")
+
+
+def install_head(paths: list[str], name: str) -> list[str]:
+    """Copy a head's weight files (``.onnx`` / ``.safetensors``) into :func:`user_models_dir` as
+    ``NAME.onnx`` / ``NAME.safetensors`` so that ``get_card(NAME)`` finds them in any process."""
+    import shutil
+
+    folder = user_models_dir()
+    os.makedirs(folder, exist_ok=True)
+    out = []
+    for p in paths:
+        dst = os.path.join(folder, name + os.path.splitext(p)[1])
+        shutil.copyfile(p, dst)
+        out.append(dst)
+    _scan_user_models()
+    return out
+
+
+def _scan_user_models() -> None:
+    """Register the heads in :func:`user_models_dir` (built-in names are never replaced)."""
+    folder = user_models_dir()
+    try:
+        entries = sorted(f for f in os.listdir(folder) if f.endswith((".onnx", ".safetensors")))
+    except OSError:
+        return
+    for f in entries:
+        path = os.path.join(folder, f)
+        stamp = (os.stat(path).st_mtime_ns, os.stat(path).st_size)
+        if _USER_SCANNED.get(path) == stamp:
+            continue
+        _USER_SCANNED[path] = stamp
+        name = os.path.splitext(f)[0]
+        if name in _CARDS and name not in _USER_NAMES:
+            continue  # never shadow a built-in or registered card
+        try:
+            card = card_from_weights(path)
+        except VQAMetricError:
+            continue  # not a vqametric head: ignore it
+        _CARDS[name] = replace(card, name=name, description=f"head installed in {folder}")
+        _USER_NAMES.add(name)
+
+
 def list_models(backend: str | None = None, installed_only: bool = False) -> list[str]:
     """Names of registered models, optionally of one backend or only those whose weights are present."""
+    _scan_user_models()
     cards = [c for c in _CARDS.values() if backend is None or c.backend == backend]
     if installed_only:
         cards = [c for c in cards if c.available_runtimes()]
@@ -109,6 +161,8 @@ def card_from_weights(path: str | os.PathLike) -> ModelCard:
 
 def get_card(model: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCard:
     """Look up a card by name (or read one from a weights path); ``overrides`` replace fields."""
+    if isinstance(model, (str, os.PathLike)) and str(model) not in _CARDS:
+        _scan_user_models()
     if isinstance(model, ModelCard):
         card = model
     elif isinstance(model, (str, os.PathLike)) and str(model) in _CARDS:

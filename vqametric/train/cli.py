@@ -1,4 +1,5 @@
-"""``vqametric train grpo|aso --config FILE``: train a reasoning model from a config file.
+"""``vqametric train grpo|aso|distill --config FILE``: train a reasoning model, or distil one into
+the fast head (:mod:`vqametric.train.distill`), from a config file.
 
 The config is TOML (read with the standard library's ``tomllib``) or JSON with the same structure
 (see docs/training-grpo-aso.md, "Training reasoning models from the command line")::
@@ -624,6 +625,112 @@ RUNNERS = {"grpo": run_grpo, "aso": run_aso}
 
 
 # ----------------------------------------------------------------------------------------------
+# distillation: `vqametric train distill --config FILE` (see vqametric.train.distill)
+DISTILL_TOP = {
+    "videos": Key("str", help="a .txt list of videos (one path per line) or a training manifest (CSV/JSONL with mos)"),
+    "output": Key("str", help="folder for the head files, the teacher's cached scores, metrics and log"),
+    "overwrite": Key("bool", False, help="allow a non-empty output folder (cached teacher scores are reused)"),
+    "install": Key("bool", True, help="install the head in the user models folder so it is usable by name"),
+    "mode": Key("choice", "distill", choices=("distill",)),
+}
+DISTILL_TEACHER = {
+    "card": Key("str", "vqathinker-8b", help="reasoning model card (`vqametric models`)"),
+    "checkpoint": Key("str", None, nullable=True, help="checkpoint folder or Hugging Face Hub id"),
+    "device": Key("str", None, nullable=True),
+    "dtype": Key("choice", None, choices=("bfloat16", "float16", "float32"), nullable=True),
+    "scoring": Key("choice", "expected", choices=("expected", "parsed")),
+    "num_samples": Key("int", 1, lo=1),
+    "max_new_tokens": Key("int", 1024, lo=1),
+    "batch_size": Key("int", 4, lo=1),
+    "frames": Key("int", None, lo=1, nullable=True, help="frames sampled per video (default: the card's)"),
+    "global_size": Key("int", None, lo=28, nullable=True, help="frame size in pixels (default: the card's)"),
+}
+DISTILL_STUDENT = {
+    "name": Key("str", "distilled-head", help="model name the head is registered under"),
+    "init": Key("str", None, nullable=True, help="head file to fine-tune (default: a new default-architecture head)"),
+    "steps": Key("int", 300, lo=1),
+    "batch_size": Key("int", 8, lo=2),
+    "learning_rate": Key("float", 1e-3, lo=0.0),
+    "weight_decay": Key("float", 1e-4, lo=0.0),
+    "val_fraction": Key("float", 0.2, lo=0.0, hi=0.9),
+    "seed": Key("int", 0, lo=0),
+    "version": Key("str", "distilled"),
+}
+
+
+def load_distill_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a distillation config: top-level keys, ``[teacher]`` and ``[student]``."""
+    path = os.fspath(path)
+    raw = read_config_file(path)
+    base = os.path.dirname(os.path.abspath(path))
+    top = _section({k: v for k, v in raw.items() if k not in ("teacher", "student")}, DISTILL_TOP, path,
+                   ("teacher", "student"))
+    teacher = _section(raw.get("teacher", {}), DISTILL_TEACHER, f"{path}: [teacher]")
+    student = _section(raw.get("student", {}), DISTILL_STUDENT, f"{path}: [student]")
+    top["videos"], top["output"] = _resolve(base, top["videos"]), _resolve(base, top["output"])
+    if teacher["checkpoint"] and os.path.exists(_resolve(base, teacher["checkpoint"])):
+        teacher["checkpoint"] = _resolve(base, teacher["checkpoint"])
+    if student["init"]:
+        student["init"] = _resolve(base, student["init"])
+    if not student["learning_rate"] > 0:
+        raise TrainConfigError(f"{path}: [student] learning_rate must be positive")
+    return {"source": path, **top, "teacher": teacher, "student": student}
+
+
+def run_distill(cfg: dict[str, Any], echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    from .distill import DistillSettings, distill, lmm_teacher, read_video_list
+
+    rows = read_video_list(cfg["videos"])
+    from ..registry import get_card
+    from ..sampling.plan import SamplingConfig
+
+    t = dict(cfg["teacher"])
+    card, device = get_card(t.pop("card")), t.pop("device")
+    if card.backend != "lmm":
+        raise TrainConfigError(f"{cfg['source']}: [teacher] card {card.name!r} is a {card.backend} model; the teacher "
+                               "must be a reasoning model (`vqametric models`)")
+    over = {k: v for k, v in (("num_segments", t.pop("frames")), ("global_size", t.pop("global_size"))) if v}
+    if over:
+        card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(), **over}))
+    teacher = lmm_teacher(card, device=device, **{k: v for k, v in t.items() if v is not None})
+    metrics = distill(rows, teacher, cfg["output"], DistillSettings(**cfg["student"]), echo, install=cfg["install"])
+    return {k: v for k, v in metrics.items() if k not in ("settings",)}
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_distill_config(args.config)
+        if args.output is not None:
+            cfg["output"] = os.path.abspath(args.output)
+        if args.steps is not None:
+            cfg["student"]["steps"] = args.steps
+        if args.device is not None:
+            cfg["teacher"]["device"] = args.device
+        if os.path.isdir(cfg["output"]) and os.listdir(cfg["output"]) and not cfg["overwrite"]:
+            raise TrainConfigError(f"{cfg['source']}: output folder {cfg['output']!r} is not empty; choose a new "
+                                   "folder or set overwrite = true (cached teacher scores are then reused)")
+        from .distill import read_video_list
+        rows = read_video_list(cfg["videos"])
+    except (VQAMetricError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(json.dumps(dict(cfg, videos_listed=len(rows)), indent=2))
+        return 0
+    echo = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        summary = run_distill(cfg, echo)
+    except (VQAMetricError, OSError, RuntimeError, ValueError) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    for part in ("student_vs_teacher", "student_vs_mos"):
+        if part in summary:
+            summary[part] = {k: v for k, v in summary[part].items() if k != "predictions"}
+    print(json.dumps({"output": cfg["output"], **summary}, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 # the command line
 def _run(args: argparse.Namespace) -> int:
     mode = args.train_mode
@@ -659,8 +766,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_modes(parser: argparse.ArgumentParser) -> None:
-    """Add the ``grpo`` and ``aso`` subcommands to ``parser``."""
-    sub = parser.add_subparsers(dest="train_mode", required=True, metavar="{grpo,aso}")
+    """Add the ``grpo``, ``aso`` and ``distill`` subcommands to ``parser``."""
+    sub = parser.add_subparsers(dest="train_mode", required=True, metavar="{grpo,aso,distill}")
     helps = {"grpo": "GRPO with VQAThinker's rewards (ranking, regression, format, temporal)",
              "aso": "Analytic Score Optimization of the five dimension ratings (optional supervised stage first)"}
     for mode in MODES:
@@ -674,11 +781,21 @@ def add_modes(parser: argparse.ArgumentParser) -> None:
                        help="validate the config and the manifest, print the resolved config, load no model")
         p.add_argument("--quiet", "-q", action="store_true", help="no per-step lines on stderr")
         p.set_defaults(func=_run, train_mode=mode)
+    d = sub.add_parser("distill", help="score videos with a reasoning model and train the fast head on the scores",
+                       description="Distil a reasoning model into the fast head. The config format is described "
+                       "in docs/training-grpo-aso.md.")
+    d.add_argument("--config", required=True, help="TOML or JSON distillation config")
+    d.add_argument("--steps", type=int, default=None, help="override [student] steps")
+    d.add_argument("--output", default=None, help="override the config's output folder")
+    d.add_argument("--device", default=None, help="override [teacher] device")
+    d.add_argument("--check", action="store_true", help="validate the config and the video list, load no model")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    d.set_defaults(func=_run_distill, train_mode="distill")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``train grpo|aso`` to the ``vqametric`` command's subparsers; returns the ``train`` parser."""
-    t = subparsers.add_parser("train", help="train a reasoning model (GRPO or ASO) from a config file",
+    t = subparsers.add_parser("train", help="train a reasoning model (GRPO, ASO) or distil one into the fast head",
                               description="Train a reasoning model from a TOML/JSON config file.")
     add_modes(t)
     return t
@@ -693,7 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["TrainConfig", "TrainConfigError", "Key", "load_config", "parse_config", "read_config_file", "run_grpo",
-           "run_aso", "register", "add_modes", "main", "MODES"]
+           "run_aso", "load_distill_config", "run_distill", "register", "add_modes", "main", "MODES"]
 
 
 if __name__ == "__main__":  # pragma: no cover
