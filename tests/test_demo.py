@@ -32,3 +32,13 @@ def test_demo_command_with_untrained_head(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr()
     assert "NOT quality estimates" in out.err
     assert out.out.count("\n") >= 6 and "stutter (frames doubled)" in out.out
+
+
+def test_demo_command_with_the_default_model(tmp_path, monkeypatch, capsys):
+    small = demo.make_demo_clips
+    monkeypatch.setattr(demo, "make_demo_clips", lambda folder: small(folder, 16, 360, 640))
+    assert cli.main(["demo", "--folder", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "vqametric-fast 0.1.0 (onnx)" in out
+    rows = {line[:27].strip(): float(line[27:40]) for line in out.splitlines()[3:]}
+    assert rows["pristine (crf 18)"] > rows["downscaled x0.25 + crf 30"]

@@ -1,0 +1,96 @@
+"""Smoke test of the head recipe: a few steps on generated images, export, evaluation, scoring."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from media import moving_frames, write_image
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    for i in range(8):
+        write_image(str(d / f"img{i}.png"), moving_frames(1, 160, 176, seed=i)[0])
+    return d
+
+
+def test_biq2021_reader_and_split(tmp_path):
+    from vqametric.train.data import DataNotFound, read_biq2021_train, split_train_val
+
+    with pytest.raises(DataNotFound, match="git clone https://github.com/nisarahmedrana/BIQ2021"):
+        read_biq2021_train(tmp_path / "missing")
+    (tmp_path / "Images").mkdir()
+    rows = ["Image Name,MOS,,"] + [f"ss0{1 + i % 3} ({i}).jpg,{i / 20:.2f},," for i in range(20)]
+    (tmp_path / "Train (Images and MOS).csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataNotFound, match="20 image"):
+        read_biq2021_train(tmp_path)
+    items = read_biq2021_train(tmp_path, check_images=False)
+    assert len(items) == 20 and items[3].mos == pytest.approx(1 + 4 * 0.15)
+    train, val = split_train_val(items, 0.1, seed=0)
+    assert len(val) == 2 and len(train) == 18
+    assert not {v.name for v in val} & {t.name for t in train}
+    assert split_train_val(items[::-1], 0.1, seed=0)[1] == val           # independent of file order
+    assert split_train_val(items, 0.1, seed=1)[1] != val
+
+
+def test_group_views_match_the_inference_preprocessing(image_folder):
+    import torch
+    from dataclasses import replace
+
+    from vqametric.backends import FastHead, HeadConfig
+    from vqametric.io.frames import RGBFrames
+    from vqametric.sampling import make_plan, preprocess_reference
+    from vqametric.train import distortions as D
+    from vqametric.train.data import load_image, make_group
+
+    head = FastHead(HeadConfig(width=4))
+    sampling = head.sampling_config()
+    img = load_image(image_folder / "img0.png")
+    g = make_group(img, 3.3, sampling, seed=5, kind="spatial", distortion="blur")
+    assert g.fragments.shape == (3, 2, 3, 224, 224) and g.global_view.shape == (3, 2, 3, 128, 128)
+    assert g.attribution[0] == 0 and g.levels[0] == 0 and g.levels[1] < g.levels[2]
+    # row 0 equals the planned segment of the pristine clip, preprocessed as inference does
+    rng = np.random.default_rng(5)
+    motion = "zoom" if rng.random() < 0.25 else "pan"
+    clip = D.make_clip_from_image(img, 16, motion, seed=int(rng.integers(2 ** 31)))
+    plan = make_plan(*clip.shape[:3], replace(sampling, seed=int(rng.integers(2 ** 31))))
+    seg = int(rng.integers(plan.num_segments))
+    idx = list(plan.frame_indices[2 * seg:2 * seg + 2])
+    ref = preprocess_reference(RGBFrames(torch.from_numpy(clip[idx])), plan)
+    torch.testing.assert_close(g.fragments[0], ref["fragments"])
+    torch.testing.assert_close(g.global_view[0], ref["global_view"])
+    t = make_group(img, 3.3, sampling, seed=6, kind="temporal", distortion="shuffle")
+    from vqametric.backends.head import ATTRIBUTION_CLASSES
+    assert t.fragments.shape[0] == 2 and t.attribution == [0, ATTRIBUTION_CLASSES.index("stutter")]
+
+
+def test_trainer_smoke(image_folder, tmp_path):
+    from vqametric.train.head_trainer import main
+
+    out = tmp_path / "run"
+    rc = main(["--data", str(image_folder), "--items-from-folder", "--out", str(out), "--steps", "2", "--groups", "2",
+               "--width", "4", "--workers", "0", "--threads", "1", "--val-fraction", "0.5", "--val-every", "0",
+               "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter", "--eval-temporal", "2",
+               "--log-every", "1"])
+    assert rc == 0
+    for name in ("head.onnx", "head.safetensors", "metrics.json", "train_log.jsonl"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"] == "vqametric-fast" and m["split"] == {"train": 4, "validation": 4, "seed": 0, "fraction": 0.5}
+    assert set(m["validation"]["ladders"]["per_ladder"]) == {"blur", "stutter"}
+    assert set(m["validation"]["temporal"]["per_perturbation"]) == {"shuffle", "local_shuffle", "reverse", "jitter",
+                                                                     "duplicate", "black"}
+    assert "DATA" in m["command"] and str(image_folder) not in m["command"]
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["total"]) for r in log)
+
+    import vqametric
+    from vqametric.backends.head import read_head_metadata
+
+    meta = read_head_metadata(str(out / "head.onnx"))
+    assert meta["name"] == "vqametric-fast" and meta["sampling"]["frames_per_segment"] == 2
+    res = vqametric.score(moving_frames(12, 96, 128), model=str(out / "head.onnx"))
+    assert 1.0 <= res.score <= 5.0
+    assert os.path.getsize(out / "head.onnx") < 20 * 2 ** 20

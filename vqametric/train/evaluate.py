@@ -1,0 +1,144 @@
+"""Evaluation of a head on held-out images, through the same scorer users call.
+
+Clips are made from validation images with a seeded pan (16 frames, 448x448 from 512x512) and
+scored by :class:`~vqametric.backends.fast.FastScorer` with the head's own sampling (8 segments of
+2 frames), i.e. exactly the inference path; with an ``.onnx`` path that is the shipped ONNX file.
+
+* ``quality``: SRCC / PLCC (after the 4-parameter logistic fit) / KRCC against ``1 + 4 * MOS``;
+* ``ladders``: per ladder of :data:`~vqametric.train.distortions.LADDERS`, the mean over images of
+  Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
+  strictly with every level);
+* ``temporal``: per VQAThinker perturbation, the fraction of images whose original clip scores
+  strictly above its perturbed copy.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..backends import build_scorer
+from ..registry import ModelCard, card_from_weights
+from . import distortions as D
+from .data import CLIP_FRAMES, ImageItem, load_image
+from .metrics import correlation_report, kendall_tau, srcc
+
+TRAINED_PERTURBATIONS = tuple(k for k in D.TEMPORAL_PERTURBATIONS if k != "reverse")
+
+
+def make_scorer(model: Any, runtime: str | None = None):
+    """A scorer for a weights path (ONNX or safetensors) or an in-memory :class:`FastHead`."""
+    if isinstance(model, (str, os.PathLike)):
+        return build_scorer(card_from_weights(model), runtime=runtime)
+    card = ModelCard(name="in-training", backend="fast-head", description="head being trained",
+                     sampling=model.sampling_config(), default_runtime="torch")
+    return build_scorer(card, head=model.eval())
+
+
+def score_clips(scorer, clips: Sequence[np.ndarray], chunk: int = 16) -> np.ndarray:
+    """Clip-level scores (mean over the planned segments), ``chunk`` clips per head forward."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(clips), chunk):
+            scores, _ = scorer.score(list(clips[i:i + chunk]))
+            out.append(scores.detach().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def eval_clip(item_index: int, image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The evaluation clip of an image: a pan seeded by ``(seed, item_index)``."""
+    return D.make_clip_from_image(image, CLIP_FRAMES, "pan", seed=int(np.random.default_rng([seed, item_index])
+                                                                       .integers(2 ** 31)))
+
+
+def spread_subset(items: Sequence[ImageItem], n: int | None) -> list[ImageItem]:
+    """``n`` items drawn with a fixed permutation (``default_rng(12345)``), in item order.
+
+    Validation items are in name order, which groups BIQ2021's three subsets (ss01, ss02, ss03);
+    taking the first ``n`` would evaluate on one subset only."""
+    items = list(items)
+    if n is None or n >= len(items):
+        return items
+    keep = np.sort(np.random.default_rng(12345).permutation(len(items))[:n])
+    return [items[i] for i in keep]
+
+
+def evaluate_quality(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[str, Any]:
+    clips, mos, preds = [], [], []
+    for i, it in enumerate(items):
+        clips.append(eval_clip(i, load_image(it.path), seed))
+        mos.append(it.mos)
+        if len(clips) == 32:
+            preds.append(score_clips(scorer, clips))
+            clips = []
+    if clips:
+        preds.append(score_clips(scorer, clips))
+    pred = np.concatenate(preds)
+    rep = correlation_report(pred, mos)
+    rep.update(pred_mean=float(pred.mean()), pred_std=float(pred.std()), mos_mean=float(np.mean(mos)),
+               mos_std=float(np.std(mos)))
+    groups: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(it.name.split(" ")[0], []).append(i)
+    if len(groups) > 1:      # BIQ2021 names start with their subset: ss01, ss02, ss03
+        rep["by_subset"] = {g: {"srcc": srcc(pred[ix], np.asarray(mos)[ix]), "n": len(ix),
+                                "mos_std": float(np.std(np.asarray(mos)[ix]))}
+                            for g, ix in sorted(groups.items()) if len(ix) >= 20}
+    return rep
+
+
+def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] = tuple(D.LADDERS),
+                     seed: int = 0) -> dict[str, Any]:
+    taus: dict[str, list[float]] = {name: [] for name in ladders}
+    strict: dict[str, list[float]] = {name: [] for name in ladders}
+    for i, it in enumerate(items):
+        clip = eval_clip(i, load_image(it.path), seed)
+        for name in ladders:
+            clips = [clip] + [D.degrade(clip, name, lv, seed=seed + i) for lv in D.LEVELS]
+            s = score_clips(scorer, clips)
+            taus[name].append(kendall_tau(np.arange(6), -s))
+            strict[name].append(float(np.all(np.diff(s) < 0)))
+    per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name]))}
+           for name, v in taus.items()}
+    spatial = [per[n]["tau"] for n in ladders if n in D.SPATIAL_LADDERS]
+    temporal = [per[n]["tau"] for n in ladders if n in D.TEMPORAL_LADDERS]
+    return {"per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
+            "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
+            "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
+
+
+def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[str, Any]:
+    wins: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}
+    gaps: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}
+    for i, it in enumerate(items):
+        clip = eval_clip(i, load_image(it.path), seed)
+        clips = [clip] + [D.temporal_perturbation(clip, k, seed=seed * 7919 + i) for k in D.TEMPORAL_PERTURBATIONS]
+        s = score_clips(scorer, clips)
+        for k, v in zip(D.TEMPORAL_PERTURBATIONS, s[1:]):
+            wins[k].append(float(s[0] > v))
+            gaps[k].append(float(s[0] - v))
+    per = {k: {"consistency": float(np.mean(wins[k])), "mean_gap": float(np.mean(gaps[k]))} for k in wins}
+    return {"per_perturbation": per,
+            "consistency_all": float(np.mean([np.mean(wins[k]) for k in D.TEMPORAL_PERTURBATIONS])),
+            "consistency_without_reverse": float(np.mean([np.mean(wins[k]) for k in TRAINED_PERTURBATIONS])),
+            "images": len(items)}
+
+
+def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None = None, n_ladder: int = 24,
+             n_temporal: int = 100, seed: int = 0, runtime: str | None = None,
+             ladders: Sequence[str] | None = None) -> dict[str, Any]:
+    """All three evaluations on (subsets of) the validation items. ``n_quality=None``: all of them.
+    Subsets are :func:`spread_subset` (a fixed permutation, independent of ``seed``)."""
+    scorer = make_scorer(model, runtime)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"quality": evaluate_quality(scorer, spread_subset(val_items, n_quality), seed)}
+    if n_ladder:
+        out["ladders"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder), tuple(ladders or D.LADDERS),
+                                          seed=seed)
+    if n_temporal:
+        out["temporal"] = evaluate_temporal(scorer, spread_subset(val_items, n_temporal), seed=seed)
+    out["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    return out

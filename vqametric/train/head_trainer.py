@@ -1,0 +1,271 @@
+"""The fast-head recipe: ``python -m vqametric.train.head_trainer --data DIR --out DIR``.
+
+Trains :class:`~vqametric.backends.head.FastHead` from scratch on the CPU on BIQ2021's train CSV
+(split 90/10 with a fixed seed) and on synthetic spatial ladders and temporal perturbations around
+it (:mod:`vqametric.train.data`), then writes into ``--out``:
+
+* ``head.safetensors`` and ``head.onnx`` (name ``vqametric-fast``, ``--version``), both with the
+  head and sampling configuration in their metadata;
+* ``metrics.json``: the validation numbers of the exported ONNX file (:mod:`.evaluate`), the
+  configuration, timings, file sizes;
+* ``train_log.jsonl``: one line of losses every ``--log-every`` steps (plus quick validation
+  SRCC every ``--val-every`` steps; for the log only, no checkpoint is selected on it).
+
+Loss per step: regression on the pristine segments (bell-shaped, sigma 0.5, plus 0.2 x smooth L1
+so that far-off predictions still get a gradient), Thurstone fidelity ranking across the batch's
+pristine segments, fidelity ranking along each spatial ladder (pristine > level a > level b),
+a temporal-consistency margin (pristine > perturbed by ``--margin``), attribution cross-entropy
+and severity BCE. Everything is seeded; batch ``i`` depends only on ``(--seed, i)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..backends.head import FastHead, HeadConfig, save_head
+from . import losses as L
+from .data import GroupBatches, ImageItem, read_biq2021_train, split_train_val
+
+MODEL_NAME = "vqametric-fast"
+
+LOSS_WEIGHTS = {"regression": 1.0, "batch_rank": 1.0, "ladder_rank": 1.0, "temporal": 1.0, "attribution": 0.2,
+                "severity": 0.2}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vqametric.train.head_trainer", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="BIQ2021 folder (holds Images/ and 'Train (Images and MOS).csv')")
+    p.add_argument("--out", required=True, help="output folder for weights, metrics and logs")
+    p.add_argument("--steps", type=int, default=500, help="optimizer steps")
+    p.add_argument("--groups", type=int, default=8, help="images per step (each gives 2-3 segments)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=50, help="linear warmup steps")
+    p.add_argument("--width", type=int, default=HeadConfig.width, help="HeadConfig.width")
+    p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
+    p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/10 train/validation split")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
+    p.add_argument("--version", default="0.1.0", help="version string stored in the weights")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--val-every", type=int, default=100, help="quick validation SRCC every N steps (0: never)")
+    p.add_argument("--val-quick", type=int, default=150, help="validation images of the quick check")
+    p.add_argument("--eval-quality", type=int, default=0, help="validation images for SRCC/PLCC (0: all)")
+    p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus")
+    p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="skip training: evaluate the head.onnx already in --out and rewrite metrics.json")
+    p.add_argument("--ladders", default="all", help="comma-separated ladders to evaluate (default: all)")
+    p.add_argument("--limit-train", type=int, default=0, help="use only the first N train images (smoke tests)")
+    p.add_argument("--items-from-folder", action="store_true",
+                   help="--data is a plain folder of images (MOS 3 for all; smoke tests only)")
+    return p
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def compute_losses(out: dict[str, torch.Tensor], batch, margin: float) -> dict[str, torch.Tensor]:
+    s = out["score"]
+    pr = s[batch.pristine_rows]
+    res = {"regression": L.bell_loss(pr, batch.mos, 0.5) + 0.2 * L.smooth_l1(pr, batch.mos),
+           "batch_rank": L.batch_fidelity_loss(pr, batch.mos)}
+    op, tp = batch.ordered_pairs, batch.temporal_pairs
+    res["ladder_rank"] = L.ordered_fidelity_loss(s[op[:, 0]], s[op[:, 1]]) if len(op) else s.sum() * 0
+    res["temporal"] = L.margin_loss(s[tp[:, 0]], s[tp[:, 1]], margin) if len(tp) else s.sum() * 0
+    res["attribution"] = L.attribution_loss(out["attribution"], batch.attribution)
+    res["severity"] = L.severity_loss(out["severity"], batch.severity, batch.severity_mask)
+    res["total"] = sum(LOSS_WEIGHTS[k] * v for k, v in res.items())
+    return res
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _import_everything() -> None:
+    """Import every module the run will need now, so that a long run uses one consistent snapshot
+    of the code (modules imported lazily later could come from a newer, incompatible edit)."""
+    from ..backends import fast, onnx_runtime  # noqa: F401
+    from . import evaluate  # noqa: F401
+
+
+def load_split(args: argparse.Namespace) -> tuple[list[ImageItem], list[ImageItem]]:
+    if args.items_from_folder:
+        from .data import items_from_images
+        items: list[ImageItem] = items_from_images(args.data)
+    else:
+        items = read_biq2021_train(args.data)
+    train_items, val_items = split_train_val(items, args.val_fraction, args.split_seed)
+    if args.limit_train:
+        train_items = train_items[:args.limit_train]
+    return train_items, val_items
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    _import_everything()
+    from ..backends.onnx_runtime import export_onnx
+    from .evaluate import evaluate_quality, make_scorer, spread_subset
+
+    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    train_items, val_items = load_split(args)
+
+    head = FastHead(HeadConfig(width=args.width))
+    sampling = head.sampling_config()
+    data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed, p_temporal=args.p_temporal)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
+                                         prefetch_factor=2 if args.workers else None)
+    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    log_path = os.path.join(args.out, "train_log.jsonl")
+    log = open(log_path, "w")
+    running: dict[str, float] = {}
+    head.train()
+    t_loop = time.perf_counter()
+    for step, batch in loader:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        out = head(batch.fragments, batch.global_view)
+        parts = compute_losses(out, batch, args.margin)
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        torch.nn.utils.clip_grad_norm_(head.parameters(), 5.0)
+        opt.step()
+        for k, v in parts.items():
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
+            rec = {"step": step + 1, "lr": opt.param_groups[0]["lr"], "segments": int(batch.fragments.shape[0]),
+                   "elapsed_s": round(time.perf_counter() - t_loop, 1), **{k: round(v / n, 5) for k, v in running.items()}}
+            running = {}
+            if args.val_every and (step + 1) % args.val_every == 0 and step + 1 < args.steps:
+                try:   # a log-only check: a failure here must not end the run
+                    q = evaluate_quality(make_scorer(head), spread_subset(val_items, args.val_quick), seed=args.seed)
+                    rec["val_quick"] = {"srcc": round(q["srcc"], 4), "plcc": q["plcc"] and round(q["plcc"], 4),
+                                        "n": q["n"]}
+                except Exception as e:  # noqa: BLE001
+                    rec["val_quick"] = {"error": f"{type(e).__name__}: {e}"}
+                head.train()
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(json.dumps(rec), flush=True)
+        if (step + 1) % 200 == 0:
+            save_head(head.eval(), os.path.join(args.out, "checkpoint.safetensors"), sampling, name=MODEL_NAME,
+                      version=f"{args.version}-step{step + 1}")
+            head.train()
+    log.close()
+    train_seconds = time.perf_counter() - t_loop
+
+    head.eval()
+    st_path = os.path.join(args.out, "head.safetensors")
+    onnx_path = os.path.join(args.out, "head.onnx")
+    save_head(head, st_path, sampling, name=MODEL_NAME, version=args.version)
+    export_onnx(head, onnx_path, sampling, name=MODEL_NAME, version=args.version)
+    ckpt = os.path.join(args.out, "checkpoint.safetensors")
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
+
+    return finish(args, train_items, val_items, train_seconds, t_start, cpu_start)
+
+
+def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> dict[str, Any]:
+    """Evaluate ``--out``/head.onnx on the validation split and write ``metrics.json``."""
+    from ..backends.head import load_head
+    from .evaluate import evaluate
+
+    st_path = os.path.join(args.out, "head.safetensors")
+    onnx_path = os.path.join(args.out, "head.onnx")
+    head, _ = load_head(st_path)
+    t_eval = time.perf_counter()
+    ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
+    metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
+                       n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders)
+    eval_seconds = time.perf_counter() - t_eval
+    result = {
+        "model": MODEL_NAME, "version": args.version, "vqametric": __version__,
+        "evaluated_file": "head.onnx", "split": {"train": len(train_items), "validation": len(val_items),
+                                                  "seed": args.split_seed, "fraction": args.val_fraction},
+        "validation": metrics,
+        "files": {"head.onnx": os.path.getsize(onnx_path), "head.safetensors": os.path.getsize(st_path)},
+        "parameters": sum(p.numel() for p in head.parameters()),
+        "timing": {"train_wall_s": None if train_seconds is None else round(train_seconds, 1),
+                   "eval_wall_s": round(eval_seconds, 1),
+                   "total_wall_s": round(time.perf_counter() - t_start, 1),
+                   "cpu_s": round(_cpu_seconds() - cpu_start, 1), "threads": args.threads, "workers": args.workers,
+                   "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()},
+        "config": {k: v for k, v in vars(args).items() if k not in ("data", "out", "argv")},
+        "loss_weights": LOSS_WEIGHTS,
+        "command": "python -m vqametric.train.head_trainer " + " ".join(_public_argv(getattr(args, "argv", []))),
+        "software": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+    }
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def _public_argv(argv: list[str]) -> list[str]:
+    """The command line with the data/output folders replaced by placeholders."""
+    out, skip = [], None
+    for a in argv:
+        if skip:
+            out.append(skip)
+            skip = None
+            continue
+        if a in ("--data", "--out"):
+            out.append(a)
+            skip = "DATA" if a == "--data" else "OUT"
+            continue
+        if a.startswith("--data="):
+            a = "--data=DATA"
+        elif a.startswith("--out="):
+            a = "--out=OUT"
+        out.append(a)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if args.evaluate_only:
+        _import_everything()
+        train_items, val_items = load_split(args)
+        result = finish(args, train_items, val_items, None, time.perf_counter(), _cpu_seconds())
+    else:
+        result = train(args)
+    v = result["validation"]
+    summary = {"srcc": v["quality"]["srcc"], "plcc": v["quality"]["plcc"],
+               "ladder_tau": v.get("ladders", {}).get("mean_tau"),
+               "temporal_consistency": v.get("temporal", {}).get("consistency_all"),
+               "onnx_bytes": result["files"]["head.onnx"], "train_wall_s": result["timing"]["train_wall_s"]}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
