@@ -9,6 +9,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from media import moving_frames, write_video  # noqa: E402
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and leave the other core to other jobs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_head_files(tmp_path_factory):
     """A randomly initialised small head saved as safetensors and ONNX (same weights)."""

@@ -4,21 +4,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from media import write_video
 
 import vqametric
 from vqametric.backends import FastHead, HeadConfig, save_head
 from vqametric.train import distill as D
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +86,6 @@ def test_video_list_file(tmp_path):
 def test_train_distill_command_with_a_tiny_reasoning_teacher(clips, tmp_path, monkeypatch, one_thread):
     from test_lmm_tiny import build_qwen, script_language_model
 
-    from vqametric.backends import build_scorer
     from vqametric.cli import main
     d, rows, init = clips
     monkeypatch.setenv("VQAMETRIC_MODELS", str(tmp_path / "models"))

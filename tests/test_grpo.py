@@ -12,15 +12,6 @@ from vqametric.train.distortions import BLACK, temporal_perturbation_indices
 t = torch.tensor
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------------------------
 # the maths
 def test_group_advantages_by_hand():

@@ -24,14 +24,6 @@ from vqametric.train.rewards import RewardConfig
 has_peft = importlib.util.find_spec("peft") is not None
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A tiny Qwen2.5-VL checkpoint, three tinted clips and a manifest with ratings."""

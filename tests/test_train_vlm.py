@@ -39,15 +39,6 @@ SCORES = [f"{x:.2f}" for x in np.arange(1.25, 5.0, 0.5)]          # 1.25, 1.75, 
 has_peft = importlib.util.find_spec("peft") is not None
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one thread (and leave the other cores to other jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def q25(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("q25-train"))

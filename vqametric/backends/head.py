@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import WeightsNotFound
 from ..sampling.plan import SamplingConfig
