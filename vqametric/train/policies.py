@@ -46,6 +46,7 @@ import torch
 
 from ..backends.lmm.base import Adapter, PreparedClip
 from ..backends.lmm.prompts import OVERALL_NAME, ULTRAVQA_DIMENSIONS, question_text
+from ..backends.lmm.vqathinker import splice_visual_tokens
 from ..errors import BackendUnavailable
 from ..io.frames import Frames, RGBFrames, YUV420Frames
 from .distortions import BLACK
@@ -357,19 +358,7 @@ class _TrainableVLM:
                 vision_feature_select_strategy="default", return_dict=True).pooler_output
             motion = a.motion(torch.stack(tiles).permute(0, 2, 1, 3, 4).to(a.dtype))
         embeds = model.get_input_embeddings()(ids)
-        visual = torch.zeros_like(embeds, requires_grad=False)
-        where = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
-        per_clip = feats.shape[0] // len(prompts)
-        for b in range(len(prompts)):
-            pos = (ids[b, :prompt_len] == a.context_id).nonzero().squeeze(1)
-            vis = feats[b * per_clip:(b + 1) * per_clip].reshape(-1, embeds.shape[-1])
-            if pos.numel() != vis.shape[0] + 1:
-                raise ValueError(f"prompt {b} has {pos.numel()} <IMG_CONTEXT> tokens for {vis.shape[0]} vision "
-                                 "embeddings + 1 motion embedding")
-            visual[b, pos[:-1]] = vis.to(embeds.dtype)
-            visual[b, pos[-1]] = motion[b].to(embeds.dtype)
-            where[b, pos] = True
-        return torch.where(where.unsqueeze(-1), visual, embeds)
+        return splice_visual_tokens(embeds, ids[:, :prompt_len], a.context_id, feats, motion)
 
     def _forward(self, model, prompts: Sequence[VideoPrompt], completion_ids: torch.Tensor,
                  completion_mask: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:

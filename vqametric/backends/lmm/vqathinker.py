@@ -166,6 +166,29 @@ def map_key(key: str) -> str | None:
     return None
 
 
+def splice_visual_tokens(embeds: torch.Tensor, ids: torch.Tensor, context_id: int, feats: torch.Tensor,
+                         motion: torch.Tensor) -> torch.Tensor:
+    """Token embeddings ``(B, L, D)`` with each prompt's ``<IMG_CONTEXT>`` positions filled: its
+    frames' vision embeddings in order, then its motion embedding (the last position).
+
+    ``ids`` ``(B, L')`` with ``L' <= L`` are the prompt token ids (positions beyond ``L'``, e.g. a
+    completion, are never filled); ``feats`` ``(B * F, N, D)`` vision features, ``motion`` ``(B, D)``.
+    Returns a new tensor (autograd flows to ``embeds`` elsewhere)."""
+    visual = torch.zeros_like(embeds, requires_grad=False)
+    where = torch.zeros(embeds.shape[:2], dtype=torch.bool, device=embeds.device)
+    per_clip = feats.shape[0] // ids.shape[0]
+    for b in range(ids.shape[0]):
+        pos = (ids[b] == context_id).nonzero().squeeze(1)
+        vis = feats[b * per_clip:(b + 1) * per_clip].reshape(-1, embeds.shape[-1])
+        if pos.numel() != vis.shape[0] + 1:
+            raise ValueError(f"prompt {b} has {pos.numel()} {IMG_CONTEXT} tokens for {vis.shape[0]} vision "
+                             "embeddings + 1 motion embedding")
+        visual[b, pos[:-1]] = vis.to(embeds.dtype)
+        visual[b, pos[-1]] = motion[b].to(embeds.dtype)
+        where[b, pos] = True
+    return torch.where(where.unsqueeze(-1), visual, embeds)
+
+
 class VQAThinkerAdapter(Adapter):
     family = "vqathinker"
     system_message = SYSTEM_MESSAGE
@@ -305,16 +328,7 @@ class VQAThinkerAdapter(Adapter):
             pixel_values=torch.cat(tiles), vision_feature_layer=self.native.vision_feature_layer,
             vision_feature_select_strategy="default", return_dict=True).pooler_output
         motion = self.motion(torch.stack(tiles).permute(0, 2, 1, 3, 4).to(self.dtype))
-        embeds = self.model.get_input_embeddings()(ids)
-        per_clip = feats.shape[0] // len(clips)
-        for b in range(len(clips)):
-            pos = (ids[b] == self.context_id).nonzero().squeeze(1)
-            vis = feats[b * per_clip:(b + 1) * per_clip].reshape(-1, embeds.shape[-1])
-            if pos.numel() != vis.shape[0] + 1:
-                raise ValueError(f"prompt {b} has {pos.numel()} {IMG_CONTEXT} tokens for {vis.shape[0]} vision "
-                                 "embeddings + 1 motion embedding")
-            embeds[b, pos[:-1]] = vis.to(embeds.dtype)
-            embeds[b, pos[-1]] = motion[b].to(embeds.dtype)
+        embeds = splice_visual_tokens(self.model.get_input_embeddings()(ids), ids, self.context_id, feats, motion)
         return {"inputs_embeds": embeds, "attention_mask": enc["attention_mask"]}
 
 
