@@ -231,6 +231,33 @@ def _render_explanation(record: dict[str, Any]) -> str:
     return "\n".join(ln for ln in lines if ln) + "\n\n"
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .eval import evaluate
+
+    bar = tqdm(desc="evaluating", unit="video", file=sys.stderr, disable=True if args.quiet else None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+    try:
+        report = evaluate(args.model, args.manifest, args.device, args.runtime, progress)
+    except VQAMetricError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+    if args.output:
+        _write(json.dumps(report, indent=2) + "\n", args.output)
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"{report['model']} {report['version']} on {report['scored']} video(s) of {args.manifest}: "
+          f"SRCC {fmt(report['srcc'])}  PLCC {fmt(report['plcc'])} (logistic)  KRCC {fmt(report['krcc'])}")
+    for f in report["failures"]:
+        print(f"failed: {f['path']}: {f['error']}", file=sys.stderr)
+    return 1 if report["failures"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vqametric", description="No-reference video quality assessment.")
     p.add_argument("--version", action="version", version=f"vqametric {__version__}")
@@ -281,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--runtime", choices=["onnx", "torch"], default=None)
     d.add_argument("--folder", default=None, help="where to write the clips (default: a temp folder)")
     d.set_defaults(func=_demo)
+
+    e = sub.add_parser("eval", help="correlate a model's scores with the MOS of a manifest (SRCC, PLCC, KRCC)")
+    e.add_argument("manifest", help="CSV or JSON Lines with path and mos (1-5) columns")
+    e.add_argument("--model", default=DEFAULT_MODEL)
+    e.add_argument("--device", default=None)
+    e.add_argument("--runtime", choices=["onnx", "torch"], default=None)
+    e.add_argument("--output", "-o", default=None, help="write the full report (per-video scores) as JSON")
+    e.add_argument("--quiet", "-q", action="store_true")
+    e.set_defaults(func=_eval)
 
     m = sub.add_parser("models", help="list the registered models")
     m.add_argument("--format", choices=["table", "json"], default="table")
