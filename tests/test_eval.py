@@ -28,7 +28,8 @@ def blur_ladder(tmp_path_factory):
 
 
 def test_the_default_model_follows_a_blur_ladder(blur_ladder):
-    report = evaluate("vqametric-fast", blur_ladder / "ladder.csv")
+    import vqametric
+    report = vqametric.eval.evaluate("vqametric-fast", blur_ladder / "ladder.csv")
     assert report["scored"] == 6 and report["failures"] == []
     assert report["srcc"] > 0.8, report["scores"]
     scores = [s["score"] for s in report["scores"]]

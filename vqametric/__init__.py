@@ -24,3 +24,11 @@ __all__ = [
     "InvalidVideoInput", "VideoDecodeError", "WeightsNotFound", "ModelNotFound", "BackendUnavailable",
     "SamplingError",
 ]
+
+
+def __getattr__(name: str):
+    """``vqametric.eval`` is imported on first use (it loads the manifest and statistics code)."""
+    if name == "eval":
+        import importlib
+        return importlib.import_module(".eval", __name__)
+    raise AttributeError(f"module 'vqametric' has no attribute {name!r}")
