@@ -90,14 +90,14 @@ def test_train_distill_command_with_a_tiny_reasoning_teacher(clips, tmp_path, mo
     d, rows, init = clips
     monkeypatch.setenv("VQAMETRIC_MODELS", str(tmp_path / "models"))
     build_qwen(str(tmp_path / "ckpt"), "2.5")
-    real = D.lmm_teacher
+    real = D.LMMTeacher
 
     def scripted_teacher(card, device=None, **options):
         """The real teacher, with the tiny model scripted to answer (clip-dependent expected scores)."""
         teacher = real(card, device=device, **options)
         script_language_model(teacher.scorer.adapter.model, keep_layers=True)
         return teacher
-    monkeypatch.setattr(D, "lmm_teacher", scripted_teacher)
+    monkeypatch.setattr(D, "LMMTeacher", scripted_teacher)
     (tmp_path / "videos.txt").write_text("\n".join(p for p, _ in rows[:6]) + "\n")
     (tmp_path / "distill.toml").write_text(f"""videos = "videos.txt"
 output = "run"

@@ -397,12 +397,17 @@ def load_config(path: str | os.PathLike, mode: str) -> TrainConfig:
 
 # ----------------------------------------------------------------------------------------------
 # running
+def check_output_folder(output: str, overwrite: bool, source: str, note: str = "") -> None:
+    """The output must be a folder that is new or empty, unless ``overwrite``."""
+    if os.path.isfile(output):
+        raise TrainConfigError(f"{source}: output {output!r} is a file; name a folder")
+    if os.path.isdir(output) and os.listdir(output) and not overwrite:
+        raise TrainConfigError(f"{source}: output folder {output!r} is not empty; choose a new folder or set "
+                               f"overwrite = true{note}")
+
+
 def check_output(cfg: TrainConfig) -> None:
-    if os.path.isfile(cfg.output):
-        raise TrainConfigError(f"{cfg.source}: output {cfg.output!r} is a file; name a folder")
-    if os.path.isdir(cfg.output) and os.listdir(cfg.output) and not cfg.overwrite:
-        raise TrainConfigError(f"{cfg.source}: output folder {cfg.output!r} is not empty; choose a new folder or set "
-                               "overwrite = true")
+    check_output_folder(cfg.output, cfg.overwrite, cfg.source)
 
 
 def load_records(cfg: TrainConfig):
@@ -486,9 +491,16 @@ def _window_means(steps: list[dict[str, Any]], key: str, n: int = 10) -> dict[st
     return {"first": float(sum(vals[:w]) / w), "last": float(sum(vals[-w:]) / w), "window": w}
 
 
-def _seed_all(seed: int) -> None:
+def _start(cfg: TrainConfig, prompt: str):
+    """What every run begins with: check the output, read the manifest, seed, load the model.
+    Returns ``(records, inference adapter)``."""
     import torch
-    torch.manual_seed(seed)
+
+    check_output(cfg)
+    records = load_records(cfg)
+    os.makedirs(cfg.output, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    return records, load_adapter(cfg, prompt)
 
 
 def run_grpo(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -500,11 +512,7 @@ def run_grpo(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> dic
     from .policies import iter_batches, training_adapter
     from .rewards import VQAThinkerRewards
 
-    check_output(cfg)
-    records = load_records(cfg)
-    os.makedirs(cfg.output, exist_ok=True)
-    _seed_all(cfg.seed)
-    adapter = load_adapter(cfg, "overall")
+    records, adapter = _start(cfg, "overall")
     policy = training_adapter(adapter, "grpo", max_new_tokens=cfg.grpo["max_new_tokens"], lora=cfg.lora_settings(),
                               gradient_checkpointing=cfg.model["gradient_checkpointing"])
     _write_config(cfg, adapter)
@@ -546,11 +554,7 @@ def run_aso(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> dict
     from .manifest import DIMENSION_TITLES, DIMENSIONS, dimension_labels
     from .policies import LevelSample, iter_batches, training_adapter
 
-    check_output(cfg)
-    records = load_records(cfg)
-    os.makedirs(cfg.output, exist_ok=True)
-    _seed_all(cfg.seed)
-    adapter = load_adapter(cfg, "dimensions")
+    records, adapter = _start(cfg, "dimensions")
     scorer = training_adapter(adapter, "aso", dimensions=[DIMENSION_TITLES[d] for d in DIMENSIONS],
                               lora=cfg.lora_settings(), gradient_checkpointing=cfg.model["gradient_checkpointing"])
     _write_config(cfg, adapter)
@@ -678,7 +682,7 @@ def load_distill_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def run_distill(cfg: dict[str, Any], echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from .distill import DistillSettings, distill, lmm_teacher, read_video_list
+    from .distill import DistillSettings, LMMTeacher, distill, read_video_list
 
     rows = read_video_list(cfg["videos"])
     from ..registry import get_card
@@ -692,7 +696,7 @@ def run_distill(cfg: dict[str, Any], echo: Callable[[str], None] | None = None) 
     over = {k: v for k, v in (("num_segments", t.pop("frames")), ("global_size", t.pop("global_size"))) if v}
     if over:
         card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(), **over}))
-    teacher = lmm_teacher(card, device=device, **{k: v for k, v in t.items() if v is not None})
+    teacher = LMMTeacher(card, device=device, **{k: v for k, v in t.items() if v is not None})
     metrics = distill(rows, teacher, cfg["output"], DistillSettings(**cfg["student"]), echo, install=cfg["install"])
     return {k: v for k, v in metrics.items() if k not in ("settings",)}
 
@@ -706,9 +710,8 @@ def _run_distill(args: argparse.Namespace) -> int:
             cfg["student"]["steps"] = args.steps
         if args.device is not None:
             cfg["teacher"]["device"] = args.device
-        if os.path.isdir(cfg["output"]) and os.listdir(cfg["output"]) and not cfg["overwrite"]:
-            raise TrainConfigError(f"{cfg['source']}: output folder {cfg['output']!r} is not empty; choose a new "
-                                   "folder or set overwrite = true (cached teacher scores are then reused)")
+        check_output_folder(cfg["output"], cfg["overwrite"], cfg["source"],
+                            " (cached teacher scores are then reused)")
         from .distill import read_video_list
         rows = read_video_list(cfg["videos"])
     except (VQAMetricError, OSError) as e:

@@ -101,8 +101,6 @@ class LMMTeacher:
         return r.score if r.parse_ok else math.nan
 
 
-lmm_teacher = LMMTeacher
-
 
 def _student(settings: DistillSettings) -> tuple[FastHead, ModelCard]:
     if settings.init:
