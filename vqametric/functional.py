@@ -61,6 +61,13 @@ _FAST_SCORERS = _ScorerCache(8)
 _LMM_SCORERS = _ScorerCache(2)  # reasoning models are large: keep few
 
 
+def _results(scorer, video: Any, fps: float | None) -> QualityResult | list[QualityResult]:
+    """Score one video (-> a result) or a batch: a list/tuple or ``(B, T, 3, H, W)`` tensor (-> a list)."""
+    batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
+    _, results = scorer.score(list(iter_videos(video)), fps=fps)
+    return results if batch else results[0]
+
+
 def get_scorer(model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
                runtime: str | None = None):
     """A (cached) scorer for ``model``: a registered name, a card, or a head weights path."""
@@ -81,10 +88,7 @@ def score(video: Any, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, devi
     frames (default 30). Returns :class:`QualityResult` with ``score`` on the 1-5 scale.
     """
     scorer = get_scorer(model, device, runtime)
-    batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
-    items = list(iter_videos(video))
-    _, results = scorer.score(items, fps=fps)
-    return results if batch else results[0]
+    return _results(scorer, video, fps)
 
 
 def score_batch(videos: Any, **kwargs: Any) -> list[QualityResult]:
@@ -118,7 +122,4 @@ def explain(video: Any, model: str | ModelCard = "vqathinker-8b", checkpoint: st
         key = tuple(sorted((k, v if not isinstance(v, (list, dict)) else repr(v)) for k, v in options.items()))
         name, dev = os.fspath(model), None if device is None else str(device)
         scorer = _LMM_SCORERS.get((name, dev, key), lambda: build_scorer(get_card(name), device=dev, **options))
-    batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
-    items = list(iter_videos(video))
-    _, results = scorer.score(items, fps=fps)
-    return results if batch else results[0]
+    return _results(scorer, video, fps)

@@ -173,12 +173,3 @@ def iter_videos(videos: Any) -> Iterator[Any]:
         yield from videos
         return
     yield videos
-
-
-def batch_size(videos: Any) -> int:
-    """Number of clips in a batch accepted by :func:`iter_videos` (without opening them)."""
-    if isinstance(videos, torch.Tensor) and videos.ndim == 5:
-        return int(videos.shape[0])
-    if isinstance(videos, (list, tuple)):
-        return len(videos)
-    return 1
