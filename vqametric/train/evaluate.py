@@ -1,13 +1,14 @@
 """Evaluation of a head on held-out images, through the same scorer users call.
 
 Clips are made from validation images with a seeded pan (16 frames, 448x448 from 512x512) and
-scored by :class:`~vqametric.backends.fast.FastScorer` with the head's own sampling (8 segments of
-2 frames), i.e. exactly the inference path; with an ``.onnx`` path that is the shipped ONNX file.
+scored by :class:`~vqametric.backends.fast.FastScorer` with the head's own sampling (segments and
+frames per segment), i.e. exactly the inference path; with an ``.onnx`` path that is the shipped ONNX file.
 
 * ``quality``: SRCC / PLCC (after the 4-parameter logistic fit) / KRCC against ``1 + 4 * MOS``;
 * ``ladders``: per ladder of :data:`~vqametric.train.distortions.LADDERS`, the mean over images of
   Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
-  strictly with every level);
+  strictly with every level); optionally the SRCC between score and VMAF on the compression and
+  scaling ladders;
 * ``temporal``: per VQAThinker perturbation, the fraction of images whose original clip scores
   strictly above its perturbed copy.
 """
@@ -90,24 +91,48 @@ def evaluate_quality(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[
     return rep
 
 
+VMAF_LADDERS = ("x264", "x265", "av1", "scaling")
+
+
 def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] = tuple(D.LADDERS),
-                     seed: int = 0) -> dict[str, Any]:
+                     seed: int = 0, vmaf: bool = False) -> dict[str, Any]:
+    """Kendall tau between level and score per ladder; with ``vmaf=True`` also, for the
+    compression and scaling ladders (:data:`VMAF_LADDERS`), the agreement between the head's score
+    and VMAF against the pristine clip: SRCC over all (image, level 1-5) pairs, and the mean
+    over images of the SRCC along each image's ladder."""
     taus: dict[str, list[float]] = {name: [] for name in ladders}
     strict: dict[str, list[float]] = {name: [] for name in ladders}
+    vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
+    pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in vmaf_names}
+    per_image: dict[str, list[float]] = {n: [] for n in vmaf_names}
+    if vmaf_names:
+        from .vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
         clip = eval_clip(i, load_image(it.path), seed)
         for name in ladders:
-            clips = [clip] + [D.degrade(clip, name, lv, seed=seed + i) for lv in D.LEVELS]
-            s = score_clips(scorer, clips)
+            degraded = [D.degrade(clip, name, lv, seed=seed + i) for lv in D.LEVELS]
+            s = score_clips(scorer, [clip] + degraded)
             taus[name].append(kendall_tau(np.arange(6), -s))
             strict[name].append(float(np.all(np.diff(s) < 0)))
+            if name in pairs:
+                v = [vmaf_of(clip, d) for d in degraded]
+                pairs[name] += list(zip(s[1:].tolist(), v))
+                per_image[name].append(srcc(s[1:], v))
     per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name]))}
            for name, v in taus.items()}
     spatial = [per[n]["tau"] for n in ladders if n in D.SPATIAL_LADDERS]
     temporal = [per[n]["tau"] for n in ladders if n in D.TEMPORAL_LADDERS]
-    return {"per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
-            "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
-            "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
+    out = {"per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
+           "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
+           "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
+    if vmaf_names:
+        out["vmaf_agreement"] = {
+            n: {"srcc_pooled": srcc(*map(np.asarray, zip(*pairs[n]))),
+                "srcc_within_image_mean": float(np.nanmean(per_image[n])),
+                "vmaf_mean_by_level": [round(float(np.mean([pairs[n][j][1] for j in range(k, len(pairs[n]), 5)])), 2)
+                                       for k in range(5)],
+                "pairs": len(pairs[n])} for n in vmaf_names}
+    return out
 
 
 def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[str, Any]:
@@ -129,15 +154,16 @@ def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict
 
 def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None = None, n_ladder: int = 24,
              n_temporal: int = 100, seed: int = 0, runtime: str | None = None,
-             ladders: Sequence[str] | None = None) -> dict[str, Any]:
+             ladders: Sequence[str] | None = None, vmaf: bool = False) -> dict[str, Any]:
     """All three evaluations on (subsets of) the validation items. ``n_quality=None``: all of them.
-    Subsets are :func:`spread_subset` (a fixed permutation, independent of ``seed``)."""
+    Subsets are :func:`spread_subset` (a fixed permutation, independent of ``seed``). ``vmaf``:
+    also report agreement with VMAF on the compression and scaling ladders."""
     scorer = make_scorer(model, runtime)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"quality": evaluate_quality(scorer, spread_subset(val_items, n_quality), seed)}
     if n_ladder:
         out["ladders"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder), tuple(ladders or D.LADDERS),
-                                          seed=seed)
+                                          seed=seed, vmaf=vmaf)
     if n_temporal:
         out["temporal"] = evaluate_temporal(scorer, spread_subset(val_items, n_temporal), seed=seed)
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
