@@ -10,7 +10,7 @@ frames per segment), i.e. exactly the inference path; with an ``.onnx`` path tha
   strictly with every level); optionally the SRCC between score and VMAF on the compression and
   scaling ladders;
 * ``temporal``: per VQAThinker perturbation, the fraction of images whose original clip scores
-  strictly above its perturbed copy.
+  strictly above its perturbed copy, and above it by at least 0.1.
 """
 from __future__ import annotations
 
@@ -135,7 +135,14 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     return out
 
 
+TEMPORAL_MARGIN = 0.1   # MOS units: a win by at least this much is a clear preference
+
+
 def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[str, Any]:
+    """Per VQAThinker perturbation, the share of images whose original clip scores strictly above
+    its perturbed copy (``consistency``), the share where it wins by at least
+    :data:`TEMPORAL_MARGIN` (``consistency_margin``; an untrained head's wins are tiny) and the
+    mean gap."""
     wins: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}
     gaps: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}
     for i, it in enumerate(items):
@@ -145,11 +152,14 @@ def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict
         for k, v in zip(D.TEMPORAL_PERTURBATIONS, s[1:]):
             wins[k].append(float(s[0] > v))
             gaps[k].append(float(s[0] - v))
-    per = {k: {"consistency": float(np.mean(wins[k])), "mean_gap": float(np.mean(gaps[k]))} for k in wins}
+    margin = {k: float(np.mean(np.asarray(g) >= TEMPORAL_MARGIN)) for k, g in gaps.items()}
+    per = {k: {"consistency": float(np.mean(wins[k])), "consistency_margin": margin[k],
+               "mean_gap": float(np.mean(gaps[k]))} for k in wins}
     return {"per_perturbation": per,
             "consistency_all": float(np.mean([np.mean(wins[k]) for k in D.TEMPORAL_PERTURBATIONS])),
             "consistency_without_reverse": float(np.mean([np.mean(wins[k]) for k in TRAINED_PERTURBATIONS])),
-            "images": len(items)}
+            "consistency_margin_without_reverse": float(np.mean([margin[k] for k in TRAINED_PERTURBATIONS])),
+            "margin": TEMPORAL_MARGIN, "images": len(items)}
 
 
 def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None = None, n_ladder: int = 24,
