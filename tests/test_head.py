@@ -98,3 +98,81 @@ def test_architecture_mismatch_is_reported(tiny_head_files, tmp_path):
         tiny_head_files["safetensors"]))})
     with pytest.raises(WeightsNotFound, match="does not match the head architecture"):
         load_head(meta_bad)
+
+
+def test_files_of_an_older_head_architecture_are_refused(tmp_path):
+    import json
+    from safetensors.torch import save_file
+    from vqametric.backends.head import FORMAT_KEY
+    p = tmp_path / "old.safetensors"
+    meta = {"head": {"frames_per_segment": 2, "fragment_size": 224, "global_size": 128, "width": 24},
+            "sampling": {}, "name": "old", "version": "0.1.0"}
+    save_file({"w": torch.zeros(1)}, str(p), metadata={FORMAT_KEY: json.dumps(meta)})
+    with pytest.raises(WeightsNotFound, match="architecture 1.*Retrain"):
+        load_head(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# the hand-made statistics the head feeds its MLP
+def _normalised(rgb01: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) in [0, 1] -> ImageNet-normalised."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return (rgb01 - mean) / std
+
+
+def _pan(texture: torch.Tensor, positions, size: int = 64) -> torch.Tensor:
+    """Grey frames (K, 3, size, size) cut from ``texture`` at horizontal offsets ``positions``."""
+    frames = torch.stack([texture[:, p:p + size] for p in positions])
+    return _normalised(frames[:, None].expand(-1, 3, -1, -1))
+
+
+def _temporal_stats(positions, brightness=None):
+    head = FastHead(HeadConfig(frames_per_segment=len(positions), fragment_size=56, global_size=64, width=4))
+    tex = torch.rand(1, 1, 64, 120, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):     # smooth texture: a 1-px step changes the frame in proportion to its size
+        tex = torch.nn.functional.avg_pool2d(tex, 7, 1, 3, count_include_pad=False)
+    tex = tex[0, 0]
+    gv = _pan(tex, positions)
+    if brightness is not None:
+        gv = _normalised((_pan(tex, positions) * torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+                          + torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
+                         * torch.tensor(brightness).view(-1, 1, 1, 1))
+    _, stats = head._temporal(gv[None])
+    names = ("log_step", "rel_min", "rel_max", "cos_min", "cos_mean", "luma_jump", "luma_std")
+    return dict(zip(names, stats[0].tolist()))
+
+
+def test_temporal_stats_of_a_steady_pan():
+    s = _temporal_stats([0, 1, 2, 3])
+    assert s["rel_max"] - s["rel_min"] < 0.05          # equal steps (below 1 only by the 1e-3 floor)
+    assert s["cos_min"] > 0.9 and s["luma_std"] < 0.01
+
+
+def test_temporal_stats_see_a_freeze_a_jump_and_a_reversal():
+    steady = _temporal_stats([0, 1, 2, 3])
+    freeze = _temporal_stats([0, 1, 1, 2])             # one repeated frame: a zero step
+    assert freeze["rel_min"] < 0.01 and steady["rel_min"] > 0.7
+    jump = _temporal_stats([0, 1, 3, 4])             # a dropped frame: one step twice as far
+    assert jump["rel_max"] > steady["rel_max"] + 0.3 and jump["rel_min"] < steady["rel_min"] - 0.1
+    back = _temporal_stats([0, 1, 2, 1])               # the motion turns back: the last step undoes the one before
+    assert back["cos_min"] < -0.9 and steady["cos_min"] > back["cos_min"] + 0.5
+
+
+def test_temporal_stats_see_flicker():
+    steady = _temporal_stats([0, 1, 2, 3])
+    flick = _temporal_stats([0, 1, 2, 3], brightness=[1.0, 0.7, 1.0, 0.7])
+    assert flick["luma_std"] > steady["luma_std"] + 0.05 and flick["luma_jump"] > steady["luma_jump"] + 0.5
+
+
+def test_mscn_statistics_tell_noise_from_smooth_texture():
+    head = FastHead(HeadConfig(frames_per_segment=1, fragment_size=56, global_size=32, width=4))
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 1, 64, 64, generator=g)
+    smooth = torch.nn.functional.avg_pool2d(noise, 5, 1, 2)
+    flat = torch.full((1, 1, 32, 32), 0.5)
+    n, s, f = head._mscn_stats(noise), head._mscn_stats(smooth), head._mscn_stats(flat)
+    assert abs(n[0, 3].item()) < 0.15                           # neighbours of white noise are uncorrelated
+    assert s[0, 3].item() > n[0, 3].item() + 0.2 and s[0, 4].item() > n[0, 4].item() + 0.2
+    assert f[0, 0].item() == pytest.approx(0.0, abs=1e-6)       # a flat patch has no MSCN energy
+    assert n[0, 6].item() > s[0, 6].item()                      # noise has more local contrast than its blur

@@ -49,7 +49,8 @@ def test_group_views_match_the_inference_preprocessing(image_folder):
     sampling = head.sampling_config()
     img = load_image(image_folder / "img0.png")
     g = make_group(img, 3.3, sampling, seed=5, kind="spatial", distortion="blur")
-    assert g.fragments.shape == (3, 2, 3, 224, 224) and g.global_view.shape == (3, 2, 3, 128, 128)
+    k = sampling.frames_per_segment
+    assert g.fragments.shape == (3, k, 3, 224, 224) and g.global_view.shape == (3, k, 3, 128, 128)
     assert g.attribution[0] == 0 and g.levels[0] == 0 and g.levels[1] < g.levels[2]
     # row 0 equals the planned segment of the pristine clip, preprocessed as inference does
     rng = np.random.default_rng(5)
@@ -57,7 +58,7 @@ def test_group_views_match_the_inference_preprocessing(image_folder):
     clip = D.make_clip_from_image(img, 16, motion, seed=int(rng.integers(2 ** 31)))
     plan = make_plan(*clip.shape[:3], replace(sampling, seed=int(rng.integers(2 ** 31))))
     seg = int(rng.integers(plan.num_segments))
-    idx = list(plan.frame_indices[2 * seg:2 * seg + 2])
+    idx = list(plan.frame_indices[k * seg:k * (seg + 1)])
     ref = preprocess_reference(RGBFrames(torch.from_numpy(clip[idx])), plan)
     torch.testing.assert_close(g.fragments[0], ref["fragments"])
     torch.testing.assert_close(g.global_view[0], ref["global_view"])
@@ -72,14 +73,18 @@ def test_trainer_smoke(image_folder, tmp_path):
     out = tmp_path / "run"
     rc = main(["--data", str(image_folder), "--items-from-folder", "--out", str(out), "--steps", "2", "--groups", "2",
                "--width", "4", "--workers", "0", "--threads", "1", "--val-fraction", "0.5", "--val-every", "0",
-               "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter", "--eval-temporal", "2",
+               "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter,x264", "--eval-temporal", "2",
                "--log-every", "1"])
     assert rc == 0
     for name in ("head.onnx", "head.safetensors", "metrics.json", "train_log.jsonl"):
         assert (out / name).is_file(), name
     m = json.loads((out / "metrics.json").read_text())
     assert m["model"] == "vqametric-fast" and m["split"] == {"train": 4, "validation": 4, "seed": 0, "fraction": 0.5}
-    assert set(m["validation"]["ladders"]["per_ladder"]) == {"blur", "stutter"}
+    ladders = m["validation"]["ladders"]
+    assert set(ladders["per_ladder"]) == {"blur", "stutter", "x264"}
+    agreement = ladders["vmaf_agreement"]["x264"]       # VMAF falls along the CRF ladder
+    assert agreement["pairs"] == 5 and agreement["vmaf_mean_by_level"] == sorted(agreement["vmaf_mean_by_level"],
+                                                                                    reverse=True)
     assert set(m["validation"]["temporal"]["per_perturbation"]) == {"shuffle", "local_shuffle", "reverse", "jitter",
                                                                      "duplicate", "black"}
     assert "DATA" in m["command"] and str(image_folder) not in m["command"]
@@ -90,7 +95,7 @@ def test_trainer_smoke(image_folder, tmp_path):
     from vqametric.backends.head import read_head_metadata
 
     meta = read_head_metadata(str(out / "head.onnx"))
-    assert meta["name"] == "vqametric-fast" and meta["sampling"]["frames_per_segment"] == 2
+    assert meta["name"] == "vqametric-fast" and meta["sampling"]["frames_per_segment"] == 4
     res = vqametric.score(moving_frames(12, 96, 128), model=str(out / "head.onnx"))
     assert 1.0 <= res.score <= 5.0
     assert os.path.getsize(out / "head.onnx") < 20 * 2 ** 20

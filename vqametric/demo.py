@@ -23,7 +23,7 @@ def scene_frames(n: int = 75, height: int = 720, width: int = 1280, seed: int = 
     hills = (np.sin(xx / 140.0) * 60 + np.sin(xx / 37.0) * 15 + height * 0.55) < yy
     grass = np.stack([60 + 40 * np.sin(xx / 3.1) * np.cos(yy / 2.3), 120 + 50 * np.sin(xx / 5.3 + yy / 4.1),
                       40 + 20 * np.cos(yy / 3.7)], -1)
-    base = np.where(hills[..., None], grass, sky) + rng.normal(0, 4, (height, big_w, 3))
+    base = np.where(hills[..., None], grass, sky) + rng.normal(0, 1, (height, big_w, 3))  # a light dither, not visible noise
     base = base.clip(0, 255).astype(np.uint8)
     for i in range(n):
         f = base[:, i * pan:i * pan + width].copy()

@@ -4,8 +4,17 @@ Per segment the head sees ``K = frames_per_segment`` consecutive frames as two v
 
 * ``fragments`` ``(N, K, 3, F, F)``: FAST-VQA-style native-resolution patches (compression,
   noise, blur, scaling artefacts survive because nothing is resized);
-* ``global_view`` ``(N, K, 3, S, S)``: the whole frame, small (exposure, colour, composition),
-  whose frame-to-frame differences carry the temporal signal (stutter, freezes, flicker, shake).
+* ``global_view`` ``(N, K, 3, S, S)``: the whole frame, small (exposure, colour, composition).
+
+Three pathways read them:
+
+* spatial: two small CNNs over the fragments and the global view of every ``spatial_stride``-th
+  frame of the segment, plus natural-scene statistics of the fragments (MSCN coefficients, as
+  in BRISQUE, at two scales);
+* temporal: an early-fusion CNN over the luma of all ``K`` frames and their ``K - 1`` differences
+  (it can see a motion stop, jump or reverse within the segment), plus scale-free statistics of the
+  frame-to-frame change (relative step sizes, direction agreement of consecutive differences,
+  brightness steps) for stutter, freezes, dropped frames, flicker and shake.
 
 ``N`` counts segments (of one or many clips). Outputs per segment:
 
@@ -13,8 +22,9 @@ Per segment the head sees ``K = frames_per_segment`` consecutive frames as two v
 * ``attribution`` ``(N, 1 + len(DISTORTIONS))`` logits: "none" or the dominant distortion;
 * ``severity`` ``(N, len(DISTORTIONS))`` in [0, 1], one per distortion.
 
-Weights are stored as safetensors with the head and sampling configuration in the file's
-metadata, so a weights file is self-describing.
+Inputs are normalised with the ImageNet mean/std (the sampling default); the statistics undo that
+normalisation to work on luma in [0, 1]. Weights are stored as safetensors with the head and
+sampling configuration in the file's metadata, so a weights file is self-describing.
 """
 from __future__ import annotations
 
@@ -25,27 +35,47 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..errors import WeightsNotFound
-from ..sampling.plan import SamplingConfig
+from ..sampling.plan import IMAGENET_MEAN, IMAGENET_STD, SamplingConfig
 
 DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", "stutter", "flicker", "shake")
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
 FORMAT_KEY = "vqametric.head"
+ARCH = 2          # architecture generation of FastHead; files of other generations are refused
+FRAGMENT_GRID = 7
 
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Architecture of :class:`FastHead`. ``width`` scales every layer."""
+    """Architecture of :class:`FastHead`. ``width`` scales every layer; ``spatial_stride``: the
+    spatial CNNs see frames ``0, s, 2s, ...`` of each segment (the temporal pathway sees all)."""
 
-    frames_per_segment: int = 2
+    frames_per_segment: int = 4
+    num_segments: int = 4
     fragment_size: int = 224
     global_size: int = 128
     width: int = 24
+    spatial_stride: int = 2
+    arch: int = ARCH
+
+    def __post_init__(self) -> None:
+        if self.arch != ARCH:
+            raise WeightsNotFound(f"this head was built with head architecture {self.arch}; this vqametric "
+                                  f"runs architecture {ARCH}. Retrain it (docs/training-head.md) or use the "
+                                  "vqametric version it was trained with")
+        if min(self.frames_per_segment, self.num_segments, self.width, self.spatial_stride) < 1:
+            raise ValueError("frames_per_segment, num_segments, width and spatial_stride must be at least 1")
+        if self.fragment_size % FRAGMENT_GRID or self.fragment_size < 8 * FRAGMENT_GRID or self.global_size < 16:
+            raise ValueError(f"fragment_size must be a multiple of {FRAGMENT_GRID} of at least "
+                             f"{8 * FRAGMENT_GRID}, and global_size at least 16")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "HeadConfig":
-        return cls(**{k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+        d = {k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__}
+        d.setdefault("arch", 1)            # files written before the field existed
+        return cls(**d)
 
 
 def _conv_bn(cin: int, cout: int, stride: int, groups: int = 1, k: int = 3) -> nn.Sequential:
@@ -67,8 +97,8 @@ class _Block(nn.Module):
         return x + y if self.skip else y
 
 
-def _backbone(w: int, stages: int) -> nn.Sequential:
-    layers: list[nn.Module] = [_conv_bn(3, w, 2)]
+def _backbone(w: int, stages: int, cin: int = 3) -> nn.Sequential:
+    layers: list[nn.Module] = [_conv_bn(cin, w, 2)]
     c = w
     for i in range(stages):
         cout = w * 2 ** min(i + 1, 3)
@@ -77,41 +107,119 @@ def _backbone(w: int, stages: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+NSS_FEATURES = 2 * 7
+TEMPORAL_STATS = 7
+
+
 class FastHead(nn.Module):
-    """Compact two-view quality head; see the module docstring for shapes."""
+    """Compact spatial + temporal quality head; see the module docstring for shapes."""
 
     def __init__(self, config: HeadConfig = HeadConfig()):
         super().__init__()
         self.config = config
         w = config.width
+        k = config.frames_per_segment
         # fragments 224 -> /2 stem -> /16 by 4 stages = 7x7: one feature per 32x32 fragment patch
         self.fragment_net = _backbone(w, 4)
         self.global_net = _backbone(w, 3)
-        self.motion_net = nn.Sequential(_conv_bn(3, w, 2), _Block(w, 2 * w, 2), _Block(2 * w, 2 * w, 2))
-        cf, cg, cm = w * 8, w * 8, 2 * w
-        fused = 2 * cf + cg + cm + 4
+        # early fusion over K luma frames and K-1 differences at half the global size
+        self.temporal_net = nn.Sequential(_conv_bn(2 * k - 1, 2 * w, 2), _Block(2 * w, 4 * w, 2),
+                                          _Block(4 * w, 4 * w, 1), _Block(4 * w, 4 * w, 2))
+        self.stats_norm = nn.BatchNorm1d(NSS_FEATURES + TEMPORAL_STATS)
+        cf, cg, ct = w * 8, w * 8, 4 * w
+        fused = 2 * cf + cg + ct + NSS_FEATURES + TEMPORAL_STATS
         self.mlp = nn.Sequential(nn.Linear(fused, 4 * w), nn.Hardswish(), nn.Linear(4 * w, 4 * w), nn.Hardswish())
         self.score_out = nn.Linear(4 * w, 1)
         self.attribution_out = nn.Linear(4 * w, len(ATTRIBUTION_CLASSES))
         self.severity_out = nn.Linear(4 * w, len(DISTORTIONS))
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        luma = torch.tensor([0.299, 0.587, 0.114])
+        # luma in [0, 1] of a normalised image: sum_c luma_c * (x_c * std_c + mean_c)
+        self.register_buffer("luma_w", (luma * std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma_b", (luma * mean).sum().view(1, 1, 1, 1), persistent=False)
+        self.register_buffer("window", _gaussian_window(), persistent=False)
+
+    # ------------------------------------------------------------------------------------------
+    def _luma(self, x: torch.Tensor) -> torch.Tensor:
+        """``(M, 3, H, W)`` normalised -> ``(M, 1, H, W)`` luma in about [0, 1]."""
+        return (x * self.luma_w).sum(1, keepdim=True) + self.luma_b
+
+    def _mscn_stats(self, y: torch.Tensor) -> torch.Tensor:
+        """BRISQUE-style statistics of ``(M, 1, P, P)`` luma patches -> ``(M, 7)``."""
+        pad = self.window.shape[-1] // 2
+        yp = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+        mu = F.conv2d(yp, self.window)
+        var = F.conv2d(yp * yp, self.window) - mu * mu
+        sigma = torch.sqrt(var.clamp_min(0.0) + 1e-8)
+        m = (y - mu) / (sigma + 1.0 / 255.0)
+        m2 = (m * m).mean((1, 2, 3))
+        feats = [
+            m2,
+            m.abs().mean((1, 2, 3)),
+            torch.log((m ** 4).mean((1, 2, 3)) + 1e-6) - 2 * torch.log(m2 + 1e-6),   # log kurtosis
+            (m[..., :, 1:] * m[..., :, :-1]).mean((1, 2, 3)),                      # horizontal neighbours
+            (m[..., 1:, :] * m[..., :-1, :]).mean((1, 2, 3)),                      # vertical neighbours
+            (m[..., 1:, 1:] * m[..., :-1, :-1]).mean((1, 2, 3)),                   # diagonal neighbours
+            torch.log(sigma.mean((1, 2, 3)) + 1e-4),                               # local contrast
+        ]
+        return torch.stack(feats, 1)
+
+    def _nss(self, frag: torch.Tensor) -> torch.Tensor:
+        """Fragments ``(M, 3, F, F)`` -> ``(M, 14)``: MSCN statistics of each patch, averaged over
+        the grid, at full and half resolution."""
+        m, f = frag.shape[0], frag.shape[-1]
+        p = f // FRAGMENT_GRID
+        y = self._luma(frag).view(m, FRAGMENT_GRID, p, FRAGMENT_GRID, p).permute(0, 1, 3, 2, 4)
+        y = y.reshape(m * FRAGMENT_GRID * FRAGMENT_GRID, 1, p, p)
+        full = self._mscn_stats(y)
+        half = self._mscn_stats(F.avg_pool2d(y, 2))
+        return torch.cat((full, half), 1).view(m, FRAGMENT_GRID * FRAGMENT_GRID, -1).mean(1)
+
+    def _temporal(self, gv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global views ``(N, K, 3, S, S)`` -> (fusion input ``(N, 2K-1, S/2, S/2)``, stats ``(N, 7)``)."""
+        n, k = gv.shape[:2]
+        y = self._luma(gv.flatten(0, 1))
+        y = F.avg_pool2d(y, 2).view(n, k, y.shape[-2] // 2, y.shape[-1] // 2)
+        lum = y.mean((2, 3))                                                # (N, K) brightness
+        if k == 1:
+            return y, y.new_zeros(n, TEMPORAL_STATS)
+        d = y[:, 1:] - y[:, :-1]                                            # (N, K-1, s, s)
+        mag = d.abs().mean((2, 3))                                          # (N, K-1) step sizes
+        mu = mag.mean(1, keepdim=True)
+        rel = mag / (mu + 1e-3)                                             # scale-free: a pan's speed cancels
+        if k > 2:
+            a, b = d[:, 1:].flatten(2), d[:, :-1].flatten(2)
+            cos = (a * b).sum(2) / (a.norm(dim=2) * b.norm(dim=2) + 1e-4)   # consecutive steps agree?
+            cos_min, cos_mean = cos.amin(1), cos.mean(1)
+        else:
+            cos_min = cos_mean = mag.new_zeros(n)
+        dl = (lum[:, 1:] - lum[:, :-1]).abs()
+        stats = torch.stack((torch.log(mu.squeeze(1) + 1e-3), rel.amin(1), rel.amax(1), cos_min, cos_mean,
+                             dl.amax(1) / (mu.squeeze(1) + 1e-2), lum.std(1)), 1)
+        return torch.cat((y, d), 1), stats
 
     def forward(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
-        n, k = fragments.shape[0], fragments.shape[1]
-        f = self.fragment_net(fragments.flatten(0, 1))                      # (N*K, C, 7, 7)
+        n = fragments.shape[0]
+        s = self.config.spatial_stride
+        fr = fragments[:, ::s]
+        ks = fr.shape[1]
+        fr = fr.flatten(0, 1)
+        f = self.fragment_net(fr)                                           # (N*Ks, C, 7, 7)
         f = torch.cat((f.mean((2, 3)), f.flatten(2).std(2)), 1)             # mean and spread over patches
-        f = f.view(n, k, -1).mean(1)
-        g_in = global_view.flatten(0, 1)
-        g = self.global_net(g_in).mean((2, 3)).view(n, k, -1).mean(1)
-        gv = global_view
-        if k > 1:
-            diff = gv[:, 1:] - gv[:, :-1]                                   # (N, K-1, 3, S, S)
-        else:
-            diff = torch.zeros_like(gv)
-        m = self.motion_net(diff.flatten(0, 1)).mean((2, 3)).view(n, diff.shape[1], -1).mean(1)
-        mag = diff.abs().mean((2, 3, 4))                                    # (N, K-1) per-step change
-        luma = gv.mean((2, 3, 4))                                           # (N, K) brightness per frame
-        stats = torch.stack((mag.mean(1), mag.amin(1), mag.amax(1), luma.std(1) if k > 1 else luma[:, 0] * 0), 1)
-        h = self.mlp(torch.cat((f, g, m, stats), 1))
+        f = f.view(n, ks, -1).mean(1)
+        nss = self._nss(fr).view(n, ks, -1).mean(1)
+        g = self.global_net(global_view[:, ::s].flatten(0, 1)).mean((2, 3)).view(n, ks, -1).mean(1)
+        fusion, tstats = self._temporal(global_view)
+        t = self.temporal_net(fusion).mean((2, 3))
+        stats = self.stats_norm(torch.cat((nss, tstats), 1))
+        h = self.mlp(torch.cat((f, g, t, stats), 1))
         return {
             "score": 1.0 + 4.0 * torch.sigmoid(self.score_out(h).squeeze(1)),
             "attribution": self.attribution_out(h),
@@ -126,9 +234,11 @@ class FastHead(nn.Module):
     def sampling_config(self, **overrides: Any) -> SamplingConfig:
         """The :class:`SamplingConfig` whose views match this head's input sizes."""
         c = self.config
-        grid = 7
-        return SamplingConfig(frames_per_segment=c.frames_per_segment, fragment_grid=grid,
-                              fragment_patch=c.fragment_size // grid, global_size=c.global_size, **overrides)
+        kw = dict(num_segments=c.num_segments, frames_per_segment=c.frames_per_segment,
+                  fragment_grid=FRAGMENT_GRID, fragment_patch=c.fragment_size // FRAGMENT_GRID,
+                  global_size=c.global_size)
+        kw.update(overrides)
+        return SamplingConfig(**kw)
 
 
 def save_head(head: FastHead, path: str | os.PathLike, sampling: SamplingConfig | None = None,

@@ -9,7 +9,8 @@ it (:mod:`vqametric.train.data`), then writes into ``--out``:
 * ``metrics.json``: the validation numbers of the exported ONNX file (:mod:`.evaluate`), the
   configuration, timings, file sizes;
 * ``train_log.jsonl``: one line of losses every ``--log-every`` steps (plus quick validation
-  SRCC every ``--val-every`` steps; for the log only, no checkpoint is selected on it).
+  SRCC and temporal consistency every ``--val-every`` steps; for the log only, no checkpoint is
+  selected on it).
 
 Loss per step: regression on the pristine segments (bell-shaped, sigma 0.5, plus 0.2 x smooth L1
 so that far-off predictions still get a gradient), Thurstone fidelity ranking across the batch's
@@ -48,11 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="BIQ2021 folder (holds Images/ and 'Train (Images and MOS).csv')")
     p.add_argument("--out", required=True, help="output folder for weights, metrics and logs")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps")
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps")
     p.add_argument("--groups", type=int, default=8, help="images per step (each gives 2-3 segments)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=50, help="linear warmup steps")
+    p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     p.add_argument("--width", type=int, default=HeadConfig.width, help="HeadConfig.width")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
@@ -63,11 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
     p.add_argument("--version", default="0.1.0", help="version string stored in the weights")
     p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--val-every", type=int, default=100, help="quick validation SRCC every N steps (0: never)")
-    p.add_argument("--val-quick", type=int, default=150, help="validation images of the quick check")
+    p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC every N steps (0: never)")
+    p.add_argument("--val-quick", type=int, default=150,
+                   help="validation images of the quick check (a quarter of them for temporal consistency)")
     p.add_argument("--eval-quality", type=int, default=0, help="validation images for SRCC/PLCC (0: all)")
     p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus")
     p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency")
+    p.add_argument("--no-vmaf", dest="vmaf", action="store_false",
+                   help="skip the VMAF agreement on the compression and scaling ladders (needs imageio-ffmpeg)")
     p.add_argument("--evaluate-only", action="store_true",
                    help="skip training: evaluate the head.onnx already in --out and rewrite metrics.json")
     p.add_argument("--ladders", default="all", help="comma-separated ladders to evaluate (default: all)")
@@ -104,11 +108,14 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _import_everything() -> None:
+def _import_everything(args: argparse.Namespace) -> None:
     """Import every module the run will need now, so that a long run uses one consistent snapshot
-    of the code (modules imported lazily later could come from a newer, incompatible edit)."""
+    of the code (modules imported lazily later could come from a newer, incompatible edit), and
+    find the VMAF binary before training rather than after it."""
     from ..backends import fast, onnx_runtime  # noqa: F401
-    from . import evaluate  # noqa: F401
+    from . import evaluate, vmaf  # noqa: F401
+    if args.vmaf and args.eval_ladder:
+        vmaf.ffmpeg_with_vmaf()
 
 
 def load_split(args: argparse.Namespace) -> tuple[list[ImageItem], list[ImageItem]]:
@@ -124,9 +131,9 @@ def load_split(args: argparse.Namespace) -> tuple[list[ImageItem], list[ImageIte
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    _import_everything()
+    _import_everything(args)
     from ..backends.onnx_runtime import export_onnx
-    from .evaluate import evaluate_quality, make_scorer, spread_subset
+    from .evaluate import evaluate_quality, evaluate_temporal, make_scorer, spread_subset
 
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
     os.makedirs(args.out, exist_ok=True)
@@ -165,9 +172,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             running = {}
             if args.val_every and (step + 1) % args.val_every == 0 and step + 1 < args.steps:
                 try:   # a log-only check: a failure here must not end the run
-                    q = evaluate_quality(make_scorer(head), spread_subset(val_items, args.val_quick), seed=args.seed)
+                    scorer = make_scorer(head)
+                    q = evaluate_quality(scorer, spread_subset(val_items, args.val_quick), seed=args.seed)
+                    tc = evaluate_temporal(scorer, spread_subset(val_items, args.val_quick // 4), seed=args.seed)
                     rec["val_quick"] = {"srcc": round(q["srcc"], 4), "plcc": q["plcc"] and round(q["plcc"], 4),
-                                        "n": q["n"]}
+                                        "n": q["n"], "temporal": round(tc["consistency_without_reverse"], 4),
+                                        "n_temporal": tc["images"]}
                 except Exception as e:  # noqa: BLE001
                     rec["val_quick"] = {"error": f"{type(e).__name__}: {e}"}
                 head.train()
@@ -204,7 +214,7 @@ def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> d
     t_eval = time.perf_counter()
     ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
     metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
-                       n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders)
+                       n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders, vmaf=args.vmaf)
     eval_seconds = time.perf_counter() - t_eval
     result = {
         "model": MODEL_NAME, "version": args.version, "vqametric": __version__,
@@ -253,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     if args.evaluate_only:
-        _import_everything()
+        _import_everything(args)
         train_items, val_items = load_split(args)
         result = finish(args, train_items, val_items, None, time.perf_counter(), _cpu_seconds())
     else:
