@@ -43,7 +43,7 @@ setup(
         "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13"],
         "kernels": ["triton>=3.0"],
         # the test extra names no onnxruntime package: install it with `.[onnx,test]` or `.[onnx-gpu,test]`
-        "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "peft>=0.13", *LMM],
+        "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", *LMM],
     },
     entry_points={"console_scripts": ["vqametric=vqametric.cli:main"]},
     classifiers=[
