@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
-    p.add_argument("--version", default="0.1.0", help="version string stored in the weights")
+    p.add_argument("--version", default="0.2.0", help="version string stored in the weights")
     p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC every N steps (0: never)")
+    p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC and temporal consistency every N steps (0: never)")
     p.add_argument("--val-quick", type=int, default=150,
                    help="validation images of the quick check (a quarter of them for temporal consistency)")
     p.add_argument("--eval-quality", type=int, default=0, help="validation images for SRCC/PLCC (0: all)")
