@@ -103,8 +103,9 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     taus: dict[str, list[float]] = {name: [] for name in ladders}
     strict: dict[str, list[float]] = {name: [] for name in ladders}
     vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
-    pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in vmaf_names}
-    per_image: dict[str, list[float]] = {n: [] for n in vmaf_names}
+    # per VMAF ladder, one row per image: the head's scores and VMAF at levels 1-5
+    level_scores: dict[str, list[np.ndarray]] = {n: [] for n in vmaf_names}
+    level_vmaf: dict[str, list[list[float]]] = {n: [] for n in vmaf_names}
     if vmaf_names:
         from .vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
@@ -114,10 +115,9 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
             s = score_clips(scorer, [clip] + degraded)
             taus[name].append(kendall_tau(np.arange(6), -s))
             strict[name].append(float(np.all(np.diff(s) < 0)))
-            if name in pairs:
-                v = [vmaf_of(clip, d) for d in degraded]
-                pairs[name] += list(zip(s[1:].tolist(), v))
-                per_image[name].append(srcc(s[1:], v))
+            if name in level_vmaf:
+                level_scores[name].append(s[1:])
+                level_vmaf[name].append([vmaf_of(clip, d) for d in degraded])
     per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name]))}
            for name, v in taus.items()}
     spatial = [per[n]["tau"] for n in ladders if n in D.SPATIAL_LADDERS]
@@ -126,12 +126,13 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
            "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
            "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
     if vmaf_names:
-        out["vmaf_agreement"] = {
-            n: {"srcc_pooled": srcc(*map(np.asarray, zip(*pairs[n]))),
-                "srcc_within_image_mean": float(np.nanmean(per_image[n])),
-                "vmaf_mean_by_level": [round(float(np.mean([pairs[n][j][1] for j in range(k, len(pairs[n]), 5)])), 2)
-                                       for k in range(5)],
-                "pairs": len(pairs[n])} for n in vmaf_names}
+        out["vmaf_agreement"] = {}
+        for n in vmaf_names:
+            sc, vm = np.asarray(level_scores[n]), np.asarray(level_vmaf[n])     # (images, 5)
+            out["vmaf_agreement"][n] = {
+                "srcc_pooled": srcc(sc.ravel(), vm.ravel()),
+                "srcc_within_image_mean": float(np.nanmean([srcc(a, b) for a, b in zip(sc, vm)])),
+                "vmaf_mean_by_level": [round(float(x), 2) for x in vm.mean(0)], "pairs": int(vm.size)}
     return out
 
 
@@ -143,22 +144,21 @@ def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict
     its perturbed copy (``consistency``), the share where it wins by at least
     :data:`TEMPORAL_MARGIN` (``consistency_margin``; an untrained head's wins are tiny) and the
     mean gap."""
-    wins: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}
-    gaps: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}
+    gaps: dict[str, list[float]] = {k: [] for k in D.TEMPORAL_PERTURBATIONS}     # original - perturbed
     for i, it in enumerate(items):
         clip = eval_clip(i, load_image(it.path), seed)
         clips = [clip] + [D.temporal_perturbation(clip, k, seed=seed * 7919 + i) for k in D.TEMPORAL_PERTURBATIONS]
         s = score_clips(scorer, clips)
         for k, v in zip(D.TEMPORAL_PERTURBATIONS, s[1:]):
-            wins[k].append(float(s[0] > v))
             gaps[k].append(float(s[0] - v))
-    margin = {k: float(np.mean(np.asarray(g) >= TEMPORAL_MARGIN)) for k, g in gaps.items()}
-    per = {k: {"consistency": float(np.mean(wins[k])), "consistency_margin": margin[k],
-               "mean_gap": float(np.mean(gaps[k]))} for k in wins}
+    per = {k: {"consistency": float(np.mean(np.asarray(g) > 0)),
+               "consistency_margin": float(np.mean(np.asarray(g) >= TEMPORAL_MARGIN)),
+               "mean_gap": float(np.mean(g))} for k, g in gaps.items()}
     return {"per_perturbation": per,
-            "consistency_all": float(np.mean([np.mean(wins[k]) for k in D.TEMPORAL_PERTURBATIONS])),
-            "consistency_without_reverse": float(np.mean([np.mean(wins[k]) for k in TRAINED_PERTURBATIONS])),
-            "consistency_margin_without_reverse": float(np.mean([margin[k] for k in TRAINED_PERTURBATIONS])),
+            "consistency_all": float(np.mean([per[k]["consistency"] for k in D.TEMPORAL_PERTURBATIONS])),
+            "consistency_without_reverse": float(np.mean([per[k]["consistency"] for k in TRAINED_PERTURBATIONS])),
+            "consistency_margin_without_reverse": float(np.mean([per[k]["consistency_margin"]
+                                                                 for k in TRAINED_PERTURBATIONS])),
             "margin": TEMPORAL_MARGIN, "images": len(items)}
 
 

@@ -1,8 +1,8 @@
 """VMAF (Netflix's full-reference video quality model) of a distorted clip against its reference.
 
 Runs the ``libvmaf`` filter of the ffmpeg binary that ``imageio-ffmpeg`` ships (``pip install
-imageio-ffmpeg``; part of the ``train`` extra) with the default ``vmaf_v0.6.1`` model. Used to label
-compression and scaling ladders and to report how the fast head agrees with VMAF on them.
+imageio-ffmpeg``; part of the ``train`` extra) with the default ``vmaf_v0.6.1`` model. The head's
+evaluation uses it to report how the fast head agrees with VMAF on compression and scaling ladders.
 """
 from __future__ import annotations
 
