@@ -67,6 +67,29 @@ def test_group_views_match_the_inference_preprocessing(image_folder):
     assert t.fragments.shape[0] == 2 and t.attribution == [0, ATTRIBUTION_CLASSES.index("stutter")]
 
 
+def test_image_groups_add_opinion_rows_only(image_folder):
+    from vqametric.backends import FastHead, HeadConfig
+    from vqametric.train.data import GroupBatches, items_from_images, load_image, make_group
+
+    sampling = FastHead(HeadConfig(width=4)).sampling_config()
+    img = load_image(image_folder / "img1.png")
+    g = make_group(img, 2.5, sampling, seed=3, kind="image")
+    full = make_group(img, 2.5, sampling, seed=3, kind="spatial", distortion="noise")
+    assert g.fragments.shape[0] == 1 and g.attribution == [0] and g.severity.shape == (1, 9)
+    assert (g.fragments[0] == full.fragments[0]).all()       # the same pristine segment as a full group
+    items = items_from_images(image_folder, {f"img{i}.png": 1.0 + i / 2 for i in range(8)})
+    data = GroupBatches(items, sampling, steps=2, groups_per_batch=2, seed=0, image_groups=3, p_temporal=0.5)
+    b = data.batch(1)
+    assert len(b.pristine_rows) == 5 and len(set(b.mos.tolist())) == 5  # five different images
+    # the last three rows are the image groups: no ladder or temporal pair points at them
+    tail = set(range(b.fragments.shape[0] - 3, b.fragments.shape[0]))
+    assert tail <= set(b.pristine_rows.tolist())
+    pairs = set(b.ordered_pairs.flatten().tolist()) | set(b.temporal_pairs.flatten().tolist())
+    assert not pairs & tail and len(b.ordered_pairs) + len(b.temporal_pairs) > 0
+    again = data.batch(1)                                   # batch i depends only on (seed, i)
+    assert (again.fragments == b.fragments).all() and again.distortions == b.distortions
+
+
 def test_trainer_smoke(image_folder, tmp_path):
     from vqametric.train.head_trainer import main
 

@@ -148,8 +148,9 @@ INDEX_LADDERS = {"stutter": D.stutter_indices, "freeze": D.freeze_indices, "fram
 class Group:
     """Head inputs and targets of one image's samples; row 0 is the pristine segment.
 
-    ``kind``: ``"spatial"`` (rows: pristine, level a, level b) or ``"temporal"`` (rows: pristine,
-    perturbed). ``attribution``: class index per row; ``severity``: ``(rows, len(DISTORTIONS))``
+    ``kind``: ``"spatial"`` (rows: pristine, level a, level b), ``"temporal"`` (rows: pristine,
+    perturbed) or ``"image"`` (the pristine row alone: one more opinion score for the regression
+    and batch-ranking losses, at a third of a spatial group's cost). ``attribution``: class index per row; ``severity``: ``(rows, len(DISTORTIONS))``
     targets with ``severity_mask`` saying which rows count.
     """
 
@@ -188,6 +189,10 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
     seg = int(rng.integers(plan.num_segments))
     kind = kind or ("temporal" if rng.random() < p_temporal else "spatial")
     dseed = int(rng.integers(2 ** 31))
+    if kind == "image":
+        views = frames_to_views(clip[segment_sources(plan, seg)], plan)
+        return Group(views["fragments"], views["global_view"], mos, "image", "none", (0,), [0],
+                     _severity_row(None, 0)[None], [True], {"motion": motion, "segment": seg})
     if kind == "spatial":
         names = list(SPATIAL_WEIGHTS)
         if distortion is None:
@@ -208,7 +213,7 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
                      torch.stack([_severity_row(None, 0), _severity_row(cls, a / 5), _severity_row(cls, b / 5)]),
                      [True, True, True], {"motion": motion, "segment": seg})
     if kind != "temporal":
-        raise ValueError(f"kind must be 'spatial' or 'temporal', got {kind!r}")
+        raise ValueError(f"kind must be 'spatial', 'temporal' or 'image', got {kind!r}")
     if distortion is None:
         distortion = TEMPORAL_KINDS[int(rng.integers(len(TEMPORAL_KINDS)))]
     level = int(rng.integers(1, 6))
@@ -272,7 +277,7 @@ def collate(groups: Sequence[Group]) -> Batch:
         mos.append(g.mos)
         if g.kind == "spatial":
             ordered += [(row, row + 1), (row + 1, row + 2), (row, row + 2)]
-        else:
+        elif g.kind == "temporal":
             temporal.append((row, row + 1))
         attr += g.attribution
         sev.append(g.severity)
@@ -285,27 +290,30 @@ def collate(groups: Sequence[Group]) -> Batch:
 
 
 class GroupBatches(torch.utils.data.IterableDataset):
-    """Batches ``start .. steps-1`` of ``groups_per_batch`` groups; batch ``i`` depends only on
-    ``(seed, i)`` (so worker count and restarts do not change what is trained on)."""
+    """Batches ``start .. steps-1`` of ``groups_per_batch`` groups plus ``image_groups`` image-only
+    groups (kind ``"image"``); batch ``i`` depends only on ``(seed, i)`` (so worker count and
+    restarts do not change what is trained on)."""
 
     def __init__(self, items: Sequence[ImageItem], sampling: SamplingConfig, steps: int, groups_per_batch: int,
-                 seed: int = 0, start: int = 0, **group_kwargs: Any):
+                 seed: int = 0, start: int = 0, image_groups: int = 0, **group_kwargs: Any):
         self.items, self.sampling = list(items), sampling
         self.steps, self.groups_per_batch, self.seed, self.start = steps, groups_per_batch, seed, start
+        self.image_groups = image_groups
         self.group_kwargs = group_kwargs
 
     def batch(self, step: int) -> Batch:
         rng = np.random.default_rng([self.seed, step])
         # each image once per pass over the data: the pass order is a seeded permutation
-        per_pass = max(1, len(self.items) // self.groups_per_batch)
+        per_batch = self.groups_per_batch + self.image_groups
+        per_pass = max(1, len(self.items) // per_batch)
         epoch, pos = divmod(step, per_pass)
         order = np.random.default_rng([self.seed, 1_000_003, epoch]).permutation(len(self.items))
-        picks = order[pos * self.groups_per_batch:(pos + 1) * self.groups_per_batch]
+        picks = order[pos * per_batch:(pos + 1) * per_batch]
         groups = []
-        for i in picks:
+        for j, i in enumerate(picks):
             it = self.items[int(i)]
-            groups.append(make_group(load_image(it.path), it.mos, self.sampling, int(rng.integers(2 ** 62)),
-                                     **self.group_kwargs))
+            kw = self.group_kwargs if j < self.groups_per_batch else dict(self.group_kwargs, kind="image")
+            groups.append(make_group(load_image(it.path), it.mos, self.sampling, int(rng.integers(2 ** 62)), **kw))
         return collate(groups)
 
     def __iter__(self):

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for weights, metrics and logs")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps")
     p.add_argument("--groups", type=int, default=8, help="images per step (each gives 2-3 segments)")
+    p.add_argument("--image-groups", type=int, default=0,
+                   help="extra images per step seen only as their pristine segment (opinion-score losses only)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
@@ -145,7 +147,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     head = FastHead(HeadConfig(width=args.width))
     sampling = head.sampling_config()
-    data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed, p_temporal=args.p_temporal)
+    data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
+                        image_groups=args.image_groups, p_temporal=args.p_temporal)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
