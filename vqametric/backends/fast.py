@@ -70,18 +70,22 @@ class FastScorer:
 
     # ------------------------------------------------------------------------------------------
     def prepare(self, video: Any, fps: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Open, plan, decode and preprocess one video -> (views, context for the result)."""
-        read = read_planned(video, self.card.sampling, fps)
-        t2 = time.perf_counter()
-        frames = read.frames
+        """Open, plan, decode and preprocess one video -> (views, context for the result).
+
+        Each segment is preprocessed as soon as its frames are decoded, while later segments
+        still decode (:func:`~vqametric.backends.planned.read_planned`)."""
+        read = read_planned(video, self.card.sampling, fps, segment_fn=self._segment_views)
+        views = {k: torch.cat([o[k] for o in read.segment_outputs]) for k in read.segment_outputs[0]}
+        _sync(self.device)
+        ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings)}
+        return views, ctx
+
+    def _segment_views(self, plan, segment: int, frames) -> dict[str, torch.Tensor]:
         if self.device.type == "cuda" and frames.device.type != "cuda":
             frames = frames.to(self.device)  # decoded planes are small: convert them on the GPU (kernels)
-        views = preprocess(frames, read.plan, device=frames.device)
-        views = {k: v.index_select(0, read.inverse.to(v.device)).to(self.device) for k, v in views.items()}
-        _sync(self.device)
-        t3 = time.perf_counter()
-        ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings, preprocess=t3 - t2)}
-        return views, ctx
+        views = {k: v.to(self.device) for k, v in preprocess(frames, plan, device=frames.device).items()}
+        _sync(self.device)  # so that the stage timings hold the GPU work too
+        return views
 
     def forward(self, views: Sequence[dict[str, torch.Tensor]], k: int) -> dict[str, torch.Tensor]:
         """Head outputs for the concatenated segments of several clips."""

@@ -1,29 +1,48 @@
-"""The stages every backend starts with: open the video, plan its sampling, decode the planned frames."""
+"""The stages every backend starts with: open the video, plan its sampling, decode the planned frames.
+
+With a ``segment_fn``, :func:`read_planned` also runs the next stage (preprocessing) segment by
+segment *while the file is still decoding*: the decoder works in a background thread (FFmpeg
+releases the GIL while it decodes) and each segment is handed to ``segment_fn`` in the calling
+thread as soon as its frames are complete. On a 2-core machine decoding leaves part of a core
+idle, which the preprocessing of earlier segments fills.
+"""
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..io.clip import Clip, ClipInfo, open_clip
+from ..io.decode import FileClip
 from ..io.frames import Frames
 from ..sampling.plan import SamplingConfig, SamplingPlan, make_plan
+
+SegmentFn = Callable[[SamplingPlan, int, Frames], Any]
 
 
 @dataclass
 class PlannedFrames:
     """Decoded frames of a plan. Short clips repeat planned frames, so each distinct frame is
     decoded once: ``frames`` holds the distinct ones and ``inverse`` (int64, one entry per
-    ``plan.frame_indices``) maps plan positions to them; :meth:`planned` expands them."""
+    ``plan.frame_indices``) maps plan positions to them; :meth:`planned` expands them.
+
+    ``segment_outputs``: what ``segment_fn`` returned for each segment, in segment order (empty
+    without one). ``timings``: ``open``, ``decode`` (wall time until the last frame was decoded)
+    and, with a ``segment_fn``, ``preprocess`` (wall time from then until every segment was
+    processed: only the part that did not overlap decoding).
+    """
 
     info: ClipInfo
     plan: SamplingPlan
     frames: Frames
     inverse: torch.Tensor
     timings: dict[str, float]
+    segment_outputs: list[Any] = field(default_factory=list)
 
     def planned(self) -> Frames:
         """The frames in ``plan.frame_indices`` order (one per entry)."""
@@ -33,8 +52,14 @@ class PlannedFrames:
         return self.frames.select(self.inverse)
 
 
-def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None) -> PlannedFrames:
-    """Open ``video`` (any supported input), plan it with ``sampling`` and decode the planned frames."""
+def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
+                 segment_fn: SegmentFn | None = None) -> PlannedFrames:
+    """Open ``video`` (any supported input), plan it with ``sampling`` and decode the planned frames.
+
+    ``segment_fn(plan, s, frames)``, if given, is called once per segment ``s`` with that
+    segment's ``plan.frames_per_segment`` planned frames (in plan order), in the calling thread,
+    overlapping the decoding of later segments for video files.
+    """
     t0 = time.perf_counter()
     clip: Clip = open_clip(video, fps=fps)
     owns = clip is not video
@@ -44,10 +69,84 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None)
         plan = make_plan(info.num_frames, info.height, info.width, sampling, fps=info.fps,
                          timestamps=info.timestamps, duration=info.duration)
         distinct, inverse = np.unique(np.asarray(plan.frame_indices), return_inverse=True)
-        frames = clip.read(distinct.tolist())
-        t2 = time.perf_counter()
+        distinct, inverse = distinct.tolist(), inverse.reshape(-1)
+        outputs: list[Any] = []
+        if segment_fn is not None and isinstance(clip, FileClip):
+            frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, segment_fn)
+        else:
+            frames = clip.read(distinct)
+            t2 = time.perf_counter()
+            if segment_fn is not None:
+                outputs = [segment_fn(plan, s, frames.select(_segment_slots(plan, inverse, s)))
+                           for s in range(plan.num_segments)]
+        t3 = time.perf_counter()
     finally:
         if owns:
             clip.close()
-    return PlannedFrames(info, plan, frames, torch.from_numpy(inverse.reshape(-1)),
-                         {"open": t1 - t0, "decode": t2 - t1})
+    timings = {"open": t1 - t0, "decode": t2 - t1}
+    if segment_fn is not None:
+        timings["preprocess"] = t3 - t2
+    return PlannedFrames(info, plan, frames, torch.from_numpy(inverse), timings, outputs)
+
+
+def _segment_slots(plan: SamplingPlan, inverse: np.ndarray, s: int) -> torch.Tensor:
+    """Positions, among the distinct decoded frames, of segment ``s``'s planned frames."""
+    k = plan.frames_per_segment
+    return torch.from_numpy(np.ascontiguousarray(inverse[s * k:(s + 1) * k]))
+
+
+class _Cancelled(Exception):
+    """Raised inside the decoding thread to stop it after the consumer failed."""
+
+
+def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], inverse: np.ndarray,
+                       segment_fn: SegmentFn) -> tuple[Frames, list[Any], float]:
+    """Decode ``distinct`` in a background thread; run ``segment_fn`` here on each segment as soon as
+    its frames are in. Returns ``(frames, outputs in segment order, time decoding ended)``."""
+    n_seg = plan.num_segments
+    position = {f: j for j, f in enumerate(distinct)}
+    needs = [set(_segment_slots(plan, inverse, s).tolist()) for s in range(n_seg)]
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def on_frame(i: int, take: Callable[[list[int]], Frames]) -> None:
+        if cancel.is_set():
+            raise _Cancelled()
+        events.put((i, take))
+
+    def decode() -> None:
+        try:
+            box["frames"] = clip.read_streaming(distinct, on_frame)
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+            box["error"] = e
+        finally:
+            box["end"] = time.perf_counter()
+            events.put(None)
+
+    worker = threading.Thread(target=decode, name="vqametric-decode", daemon=True)
+    outputs: dict[int, Any] = {}
+    done: set[int] = set()
+    worker.start()
+    try:
+        while True:
+            item = events.get()
+            if item is None:
+                break
+            i, take = item
+            done.add(position[i])
+            for s in range(n_seg):
+                if s not in outputs and needs[s] <= done:
+                    outputs[s] = segment_fn(plan, s, take(_segment_slots(plan, inverse, s).tolist()))
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        worker.join()
+    if "error" in box:
+        raise box["error"]
+    frames = box["frames"]
+    for s in range(n_seg):          # not reported (cannot happen with a complete read): from the result
+        if s not in outputs:
+            outputs[s] = segment_fn(plan, s, frames.select(_segment_slots(plan, inverse, s)))
+    return frames, [outputs[s] for s in range(n_seg)], box["end"]

@@ -73,6 +73,10 @@ class Clip:
         Returns :class:`RGBFrames` or :class:`YUV420Frames` with ``len(indices)`` frames, upright
         (rotation metadata applied).
         """
+        return self._read(self.checked_indices(indices))
+
+    def checked_indices(self, indices: Sequence[int]) -> list[int]:
+        """``indices`` as ints; :class:`InvalidVideoInput` if empty or out of range."""
         n = self.info.num_frames
         idx = [int(i) for i in indices]
         if not idx:
@@ -81,7 +85,7 @@ class Clip:
         if bad:
             raise InvalidVideoInput(f"frame index {bad[0]} is out of range for {self.info.source} "
                                     f"with {n} frame(s)")
-        return self._read(idx)
+        return idx
 
     def _read(self, indices: list[int]) -> Frames:  # pragma: no cover - abstract
         raise NotImplementedError

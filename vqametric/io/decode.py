@@ -33,7 +33,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -278,7 +278,17 @@ class FileClip(Clip):
                 return
 
     def _read(self, indices: list[int]) -> Frames:
-        sink = _FrameSink(indices, self.info.rotation // 90, self.name)
+        return self.read_streaming(indices, None)
+
+    def read_streaming(self, indices: Sequence[int],
+                       on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None) -> Frames:
+        """:meth:`read`, telling ``on_frame(i, take)`` each time frame ``i`` (a source index) has
+        been copied into every output slot that asks for it. ``take(slots)`` returns a copy of
+        output slots ``slots`` (positions in ``indices``) as :class:`Frames`; slots of frames
+        already reported hold their final pixels. A frame may be reported twice (a fallback to
+        sequential decoding re-decodes it into the same slots, with the same pixels). Exceptions
+        raised by ``on_frame`` stop decoding and propagate."""
+        sink = _FrameSink(self.checked_indices(indices), self.info.rotation // 90, self.name, on_frame)
         try:
             if self.index.seekable:
                 self._read_seeking(sink)
@@ -339,7 +349,9 @@ class _FrameSink:
     every output slot that asks for it, rotated counter-clockwise by ``90 * quarter_turns`` degrees.
     """
 
-    def __init__(self, indices: list[int], quarter_turns: int, name: str):
+    def __init__(self, indices: list[int], quarter_turns: int, name: str,
+                 on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None = None):
+        self.on_frame = on_frame
         self.slots: dict[int, list[int]] = {}
         for k, i in enumerate(indices):
             self.slots.setdefault(i, []).append(k)
@@ -370,10 +382,20 @@ class _FrameSink:
                 else:
                     out[k] = p
         self.done.add(i)
+        if self.on_frame is not None:
+            self.on_frame(i, self.take)
 
     def frames(self) -> Frames:
+        return self._wrap(self.arrays)
+
+    def take(self, slots: Sequence[int]) -> Frames:
+        """A copy of the output slots ``slots`` (only slots already filled hold frames)."""
+        pos = np.asarray(slots, dtype=np.int64)
+        return self._wrap([a[pos] for a in self.arrays])
+
+    def _wrap(self, arrays: list[np.ndarray]) -> Frames:
         kind = self.layout[0]
-        tensors = [torch.from_numpy(a) for a in self.arrays]
+        tensors = [torch.from_numpy(a) for a in arrays]
         if kind == "yuv":
             _, depth, matrix, full, _ = self.layout
             return YUV420Frames(*tensors, bit_depth=depth, matrix=matrix, full_range=full)
