@@ -154,9 +154,10 @@ def test_the_fast_scorer_scores_the_same_with_overlap(sample_mp4, tiny_head_file
     from vqametric.registry import card_from_weights
 
     card = card_from_weights(tiny_head_files["safetensors"])
-    views, ctx = FastScorer(card, runtime="torch").prepare(sample_mp4)
     read = read_planned(sample_mp4, card.sampling)
     ref = preprocess_reference(read.planned(), read.plan)
-    for name in ref:
-        assert torch.equal(views[name], ref[name])
-    assert set(ctx["timings"]) == {"open", "decode", "preprocess"}
+    for overlap in (True, False):
+        views, ctx = FastScorer(card, runtime="torch", overlap=overlap).prepare(sample_mp4)
+        for name in ref:
+            assert torch.equal(views[name], ref[name])
+        assert set(ctx["timings"]) == {"open", "decode", "preprocess"}

@@ -22,12 +22,15 @@ class FastScorer:
 
     ``runtime``: ``"onnx"`` (onnxruntime; default where the card has ONNX weights) or ``"torch"``
     (needed for gradients: ``requires_grad=True`` forces it). ``head``: score with this in-memory
-    :class:`FastHead` instead of the card's weights (training, tests).
+    :class:`FastHead` instead of the card's weights (training, tests). ``overlap``: preprocess
+    segments while later ones decode (default); ``False`` decodes first (one thread fewer, e.g.
+    when many scoring processes already share the cores), with the same scores.
     """
 
     def __init__(self, card: ModelCard, device: str | torch.device | None = None, runtime: str | None = None,
-                 requires_grad: bool = False, head: FastHead | None = None):
+                 requires_grad: bool = False, head: FastHead | None = None, overlap: bool = True):
         self.card = card
+        self.overlap = overlap
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"device={str(self.device)!r} but torch sees no CUDA device (torch "
@@ -74,7 +77,7 @@ class FastScorer:
 
         Each segment is preprocessed as soon as its frames are decoded, while later segments
         still decode (:func:`~vqametric.backends.planned.read_planned`)."""
-        read = read_planned(video, self.card.sampling, fps, segment_fn=self._segment_views)
+        read = read_planned(video, self.card.sampling, fps, segment_fn=self._segment_views, overlap=self.overlap)
         views = {k: torch.cat([o[k] for o in read.segment_outputs]) for k in read.segment_outputs[0]}
         _sync(self.device)
         ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings)}

@@ -53,12 +53,13 @@ class PlannedFrames:
 
 
 def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
-                 segment_fn: SegmentFn | None = None) -> PlannedFrames:
+                 segment_fn: SegmentFn | None = None, overlap: bool = True) -> PlannedFrames:
     """Open ``video`` (any supported input), plan it with ``sampling`` and decode the planned frames.
 
     ``segment_fn(plan, s, frames)``, if given, is called once per segment ``s`` with that
     segment's ``plan.frames_per_segment`` planned frames (in plan order), in the calling thread,
-    overlapping the decoding of later segments for video files.
+    overlapping the decoding of later segments for video files (``overlap=False``: after decoding
+    everything, in the same order; the outputs are the same).
     """
     t0 = time.perf_counter()
     clip: Clip = open_clip(video, fps=fps)
@@ -71,7 +72,7 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
         distinct, inverse = np.unique(np.asarray(plan.frame_indices), return_inverse=True)
         distinct, inverse = distinct.tolist(), inverse.reshape(-1)
         outputs: list[Any] = []
-        if segment_fn is not None and isinstance(clip, FileClip):
+        if segment_fn is not None and overlap and isinstance(clip, FileClip):
             frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, segment_fn)
         else:
             frames = clip.read(distinct)
