@@ -176,3 +176,43 @@ def test_mscn_statistics_tell_noise_from_smooth_texture():
     assert s[0, 3].item() > n[0, 3].item() + 0.2 and s[0, 4].item() > n[0, 4].item() + 0.2
     assert f[0, 0].item() == pytest.approx(0.0, abs=1e-6)       # a flat patch has no MSCN energy
     assert n[0, 6].item() > s[0, 6].item()                      # noise has more local contrast than its blur
+
+
+def _smooth_patches(n: int = 6, p: int = 32) -> torch.Tensor:
+    """Luma patches of a gentle ramp around a bright level: local variance far below float32's
+    resolution of ``E[y^2]``, the case where the variance used to cancel catastrophically."""
+    yy, xx = torch.meshgrid(torch.arange(p, dtype=torch.float64), torch.arange(p, dtype=torch.float64), indexing="ij")
+    levels = torch.linspace(0.55, 0.95, n, dtype=torch.float64).view(n, 1, 1, 1)
+    return levels + 2e-4 * (xx + 0.5 * yy).view(1, 1, p, p) / p
+
+
+def test_mscn_statistics_are_stable_in_float32_on_smooth_patches():
+    """Float32 and float64 agree on smooth patches (uncentred, the log local contrast of such a
+    patch moved by more than 0.1 between the two)."""
+    head = FastHead(HeadConfig(frames_per_segment=1, fragment_size=224, global_size=32, width=4))
+    y = _smooth_patches()
+    want = head.double()._mscn_stats(y)
+    got = head.float()._mscn_stats(y.float())
+    assert (got.double() - want).abs().max().item() < 1e-3
+    assert want[:, 6].min().item() > np.log(2e-4) - 0.01     # sqrt(var + 1e-8) >= 1e-4: the floor is there
+
+
+def test_onnx_keeps_the_variance_floor_on_flat_content(tmp_path):
+    """The ONNX exporter's optimiser removes an Add of a constant as small as 1e-8; the head is
+    written so that the floor survives export. Flat fragments make the floor decide the log
+    local contrast, and a small running variance of the statistics' BatchNorm magnifies any
+    difference into the score."""
+    from vqametric.backends.onnx_runtime import export_onnx
+
+    torch.manual_seed(0)
+    head = FastHead(HeadConfig(frames_per_segment=2, fragment_size=112, global_size=64, width=4)).eval()
+    with torch.no_grad():
+        head.stats_norm.running_var.fill_(1e-4)
+    path = export_onnx(head, tmp_path / "flat.onnx")
+    frag, glob = head.example_inputs(3)
+    frag = frag.mul(0.0).add(torch.tensor([0.1, 0.2, 0.3]).view(1, 1, 3, 1, 1))   # flat, different levels
+    with torch.no_grad():
+        want = head(frag, glob)
+    got = OnnxHead(path)(frag, glob)
+    assert (got["attribution"] - want["attribution"]).abs().max().item() < 1e-3
+    assert (got["score"] - want["score"]).abs().max().item() < 1e-4

@@ -152,12 +152,22 @@ class FastHead(nn.Module):
         return (x * self.luma_w).sum(1, keepdim=True) + self.luma_b
 
     def _mscn_stats(self, y: torch.Tensor) -> torch.Tensor:
-        """BRISQUE-style statistics of ``(M, 1, P, P)`` luma patches -> ``(M, 7)``."""
+        """BRISQUE-style statistics of ``(M, 1, P, P)`` luma patches -> ``(M, 7)``.
+
+        Two numerical guards, neither of which changes the function in exact arithmetic:
+
+        * each patch is centred on its mean first, so that the local variance
+          ``E[y^2] - E[y]^2`` does not cancel catastrophically in float32 on smooth patches;
+        * ``sqrt(var + 1e-8)`` is written ``1e-4 * sqrt(1e8 * var + 1)``: the ONNX exporter's
+          optimiser drops an ``Add`` of a constant as small as 1e-8, which made ONNX Runtime
+          compute ``sqrt(var)`` on flat patches.
+        """
+        y = y - y.mean((2, 3), keepdim=True)
         pad = self.window.shape[-1] // 2
         yp = F.pad(y, (pad, pad, pad, pad), mode="reflect")
         mu = F.conv2d(yp, self.window)
         var = F.conv2d(yp * yp, self.window) - mu * mu
-        sigma = torch.sqrt(var.clamp_min(0.0) + 1e-8)
+        sigma = 1e-4 * torch.sqrt(var.clamp_min(0.0) * 1e8 + 1.0)             # sqrt(var + 1e-8)
         m = (y - mu) / (sigma + 1.0 / 255.0)
         m2 = (m * m).mean((1, 2, 3))
         feats = [
