@@ -4,7 +4,9 @@ With a ``segment_fn``, :func:`read_planned` also runs the next stage (preprocess
 segment *while the file is still decoding*: the decoder works in a background thread (FFmpeg
 releases the GIL while it decodes) and each segment is handed to ``segment_fn`` in the calling
 thread as soon as its frames are complete. On a 2-core machine decoding leaves part of a core
-idle, which the preprocessing of earlier segments fills.
+idle, which the preprocessing of earlier segments fills. While the decoder runs, PyTorch gets half
+its intra-op threads (at least one; ``torch.get_num_threads()`` is restored afterwards): with all
+of them, preprocessing and decoding oversubscribe the cores and the overlap gains nothing.
 """
 from __future__ import annotations
 
@@ -128,8 +130,12 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
     worker = threading.Thread(target=decode, name="vqametric-decode", daemon=True)
     outputs: dict[int, Any] = {}
     done: set[int] = set()
+    threads = torch.get_num_threads()
     worker.start()
     try:
+        # the decoder keeps about one core busy: while it runs, preprocessing gets half the threads
+        # (all of them oversubscribe the cores and slow decoding down more than they gain)
+        torch.set_num_threads(max(1, threads // 2))
         while True:
             item = events.get()
             if item is None:
@@ -138,11 +144,14 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
             done.add(position[i])
             for s in range(n_seg):
                 if s not in outputs and needs[s] <= done:
+                    if "end" in box:
+                        torch.set_num_threads(threads)
                     outputs[s] = segment_fn(plan, s, take(_segment_slots(plan, inverse, s).tolist()))
     except BaseException:
         cancel.set()
         raise
     finally:
+        torch.set_num_threads(threads)
         worker.join()
     if "error" in box:
         raise box["error"]
