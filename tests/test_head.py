@@ -59,6 +59,18 @@ def test_onnx_file_is_self_contained(tiny_head_files):
     assert meta["head"]["fragment_size"] == 112
 
 
+def test_onnx_file_carries_no_trace_of_the_exporting_machine(tiny_head_files):
+    """The exporter records Python stack traces (source paths) per node; export_onnx strips them."""
+    data = open(tiny_head_files["onnx"], "rb").read()
+    assert b'File "' not in data and b"stack_trace" not in data
+    assert os.path.dirname(os.path.abspath(vqametric_src())).encode() not in data
+
+
+def vqametric_src() -> str:
+    import vqametric
+    return os.path.dirname(vqametric.__file__)
+
+
 def test_card_from_weights_finds_both_runtimes(tiny_head_files):
     card = card_from_weights(tiny_head_files["onnx"])
     assert card.name == "tiny-test-head" and set(card.available_runtimes()) == {"onnx", "torch"}

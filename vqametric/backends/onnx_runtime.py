@@ -59,6 +59,7 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     quiet.setLevel(level)
     program.save(path, external_data=False)
     model = onnx.load(path)
+    _strip_trace_metadata(model)
     meta = json.dumps({"head": asdict(head.config), "sampling": sampling.to_dict(), "name": name,
                        "version": version})
     del model.metadata_props[:]
@@ -66,6 +67,25 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     entry.key, entry.value = FORMAT_KEY, meta
     onnx.save(model, path)
     return path
+
+
+def _strip_trace_metadata(model) -> None:
+    """Remove what the exporter records per node (Python stack traces with the exporting
+    machine's source paths, module names): the file describes the graph, not its author's disk."""
+    graphs = [model.graph] + [f for f in model.functions]
+    while graphs:
+        g = graphs.pop()
+        for node in g.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            graphs.extend(a.g for a in node.attribute if a.HasField("g"))
+            graphs.extend(sub for a in node.attribute for sub in a.graphs)
+        for vi in list(getattr(g, "value_info", [])) + list(getattr(g, "input", [])) + list(getattr(g, "output", [])):
+            del vi.metadata_props[:]
+        if hasattr(g, "metadata_props") and g is not model.graph:
+            del g.metadata_props[:]
+    model.graph.doc_string = ""
+    del model.graph.metadata_props[:]
 
 
 class _OnnxWrapper(torch.nn.Module):
