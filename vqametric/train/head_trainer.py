@@ -49,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="BIQ2021 folder (holds Images/ and 'Train (Images and MOS).csv')")
     p.add_argument("--out", required=True, help="output folder for weights, metrics and logs")
-    p.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    p.add_argument("--steps", type=int, default=2400, help="optimizer steps")
     p.add_argument("--groups", type=int, default=8, help="images per step (each gives 2-3 segments)")
-    p.add_argument("--image-groups", type=int, default=0,
+    p.add_argument("--image-groups", type=int, default=8,
                    help="extra images per step seen only as their pristine segment (opinion-score losses only)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
-    p.add_argument("--version", default="0.2.0", help="version string stored in the weights")
+    p.add_argument("--version", default="0.3.0", help="version string stored in the weights")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC and temporal consistency every N steps (0: never)")
     p.add_argument("--val-quick", type=int, default=150,
