@@ -72,20 +72,21 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
 def _strip_trace_metadata(model) -> None:
     """Remove what the exporter records per node (Python stack traces with the exporting
     machine's source paths, module names): the file describes the graph, not its author's disk."""
-    graphs = [model.graph] + [f for f in model.functions]
+    import onnx
+
+    graphs = [model.graph, *model.functions]
     while graphs:
         g = graphs.pop()
+        del g.metadata_props[:]
+        if isinstance(g, onnx.GraphProto):   # a function's inputs and outputs are plain names
+            for value in (*g.value_info, *g.input, *g.output):
+                del value.metadata_props[:]
         for node in g.node:
             del node.metadata_props[:]
             node.doc_string = ""
-            graphs.extend(a.g for a in node.attribute if a.HasField("g"))
-            graphs.extend(sub for a in node.attribute for sub in a.graphs)
-        for vi in list(getattr(g, "value_info", [])) + list(getattr(g, "input", [])) + list(getattr(g, "output", [])):
-            del vi.metadata_props[:]
-        if hasattr(g, "metadata_props") and g is not model.graph:
-            del g.metadata_props[:]
-    model.graph.doc_string = ""
-    del model.graph.metadata_props[:]
+            for a in node.attribute:
+                graphs.extend([a.g] if a.HasField("g") else [])
+                graphs.extend(a.graphs)
 
 
 class _OnnxWrapper(torch.nn.Module):
