@@ -161,3 +161,14 @@ def test_the_fast_scorer_scores_the_same_with_overlap(sample_mp4, tiny_head_file
         for name in ref:
             assert torch.equal(views[name], ref[name])
         assert set(ctx["timings"]) == {"open", "decode", "preprocess"}
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_frame_by_frame_chunks_give_the_same_views(gop_clip, chunk):
+    read = read_planned(gop_clip, SAMPLING, segment_fn=_views, chunk=chunk)
+    assert len(read.segment_outputs) == len(read.plan.frame_indices) // chunk
+    ref = preprocess_reference(read.planned(), read.plan)
+    for name, want in ref.items():
+        assert torch.equal(torch.cat([o[name] for o in read.segment_outputs]), want), name
+    with pytest.raises(ValueError, match="must divide"):
+        read_planned(gop_clip, SAMPLING, segment_fn=_views, chunk=2)

@@ -23,7 +23,7 @@ class FastScorer:
     ``runtime``: ``"onnx"`` (onnxruntime; default where the card has ONNX weights) or ``"torch"``
     (needed for gradients: ``requires_grad=True`` forces it). ``head``: score with this in-memory
     :class:`FastHead` instead of the card's weights (training, tests). ``overlap``: preprocess
-    segments while later ones decode (default); ``False`` decodes first (one thread fewer, e.g.
+    frames while later ones decode (default); ``False`` decodes first (one thread fewer, e.g.
     when many scoring processes already share the cores), with the same scores.
     """
 
@@ -31,6 +31,7 @@ class FastScorer:
                  requires_grad: bool = False, head: FastHead | None = None, overlap: bool = True):
         self.card = card
         self.overlap = overlap
+        self.chunk = 1   # preprocessing is per frame: hand frames over one by one (the least left after decoding)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"device={str(self.device)!r} but torch sees no CUDA device (torch "
@@ -75,15 +76,16 @@ class FastScorer:
     def prepare(self, video: Any, fps: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Open, plan, decode and preprocess one video -> (views, context for the result).
 
-        Each segment is preprocessed as soon as its frames are decoded, while later segments
-        still decode (:func:`~vqametric.backends.planned.read_planned`)."""
-        read = read_planned(video, self.card.sampling, fps, segment_fn=self._segment_views, overlap=self.overlap)
+        Each frame is preprocessed as soon as it is decoded, while later frames still decode
+        (:func:`~vqametric.backends.planned.read_planned` with ``chunk=1``)."""
+        read = read_planned(video, self.card.sampling, fps, segment_fn=self._views, overlap=self.overlap,
+                            chunk=self.chunk)
         views = {k: torch.cat([o[k] for o in read.segment_outputs]) for k in read.segment_outputs[0]}
         _sync(self.device)
         ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings)}
         return views, ctx
 
-    def _segment_views(self, plan, segment: int, frames) -> dict[str, torch.Tensor]:
+    def _views(self, plan, chunk: int, frames) -> dict[str, torch.Tensor]:
         if self.device.type == "cuda" and frames.device.type != "cuda":
             frames = frames.to(self.device)  # decoded planes are small: convert them on the GPU (kernels)
         views = {k: v.to(self.device) for k, v in preprocess(frames, plan, device=frames.device).items()}

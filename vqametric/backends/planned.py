@@ -1,10 +1,10 @@
 """The stages every backend starts with: open the video, plan its sampling, decode the planned frames.
 
-With a ``segment_fn``, :func:`read_planned` also runs the next stage (preprocessing) segment by
-segment *while the file is still decoding*: the decoder works in a background thread (FFmpeg
-releases the GIL while it decodes) and each segment is handed to ``segment_fn`` in the calling
-thread as soon as its frames are complete. On a 2-core machine decoding leaves part of a core
-idle, which the preprocessing of earlier segments fills. While the decoder runs, PyTorch gets half
+With a ``segment_fn``, :func:`read_planned` also runs the next stage (preprocessing) chunk by
+chunk (a segment, or single frames) *while the file is still decoding*: the decoder works in a
+background thread (FFmpeg releases the GIL while it decodes) and each chunk is handed to
+``segment_fn`` in the calling thread as soon as its frames are complete. On a 2-core machine
+decoding leaves part of a core idle, which the preprocessing of earlier frames fills. While the decoder runs, PyTorch gets half
 its intra-op threads (at least one; ``torch.get_num_threads()`` is restored afterwards): with all
 of them, preprocessing and decoding oversubscribe the cores and the overlap gains nothing.
 """
@@ -33,9 +33,9 @@ class PlannedFrames:
     decoded once: ``frames`` holds the distinct ones and ``inverse`` (int64, one entry per
     ``plan.frame_indices``) maps plan positions to them; :meth:`planned` expands them.
 
-    ``segment_outputs``: what ``segment_fn`` returned for each segment, in segment order (empty
+    ``segment_outputs``: what ``segment_fn`` returned for each chunk, in plan order (empty
     without one). ``timings``: ``open``, ``decode`` (wall time until the last frame was decoded)
-    and, with a ``segment_fn``, ``preprocess`` (wall time from then until every segment was
+    and, with a ``segment_fn``, ``preprocess`` (wall time from then until every chunk was
     processed: only the part that did not overlap decoding).
     """
 
@@ -55,13 +55,16 @@ class PlannedFrames:
 
 
 def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
-                 segment_fn: SegmentFn | None = None, overlap: bool = True) -> PlannedFrames:
+                 segment_fn: SegmentFn | None = None, overlap: bool = True,
+                 chunk: int | None = None) -> PlannedFrames:
     """Open ``video`` (any supported input), plan it with ``sampling`` and decode the planned frames.
 
-    ``segment_fn(plan, s, frames)``, if given, is called once per segment ``s`` with that
-    segment's ``plan.frames_per_segment`` planned frames (in plan order), in the calling thread,
-    overlapping the decoding of later segments for video files (``overlap=False``: after decoding
-    everything, in the same order; the outputs are the same).
+    ``segment_fn(plan, s, frames)``, if given, is called once per chunk ``s`` of ``chunk`` planned
+    frames (default ``plan.frames_per_segment``: one call per segment; 1: one per planned frame,
+    for stages that work frame by frame, which leaves the least work after the last frame is
+    decoded), in plan order, in the calling thread, overlapping the decoding of later chunks for
+    video files (``overlap=False``: after decoding everything, in the same order; the outputs are
+    the same).
     """
     t0 = time.perf_counter()
     clip: Clip = open_clip(video, fps=fps)
@@ -73,15 +76,18 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
                          timestamps=info.timestamps, duration=info.duration)
         distinct, inverse = np.unique(np.asarray(plan.frame_indices), return_inverse=True)
         distinct, inverse = distinct.tolist(), inverse.reshape(-1)
+        chunk = chunk or plan.frames_per_segment
+        if plan.frames_per_segment % chunk:
+            raise ValueError(f"chunk={chunk} must divide the {plan.frames_per_segment} frames of a segment")
         outputs: list[Any] = []
         if segment_fn is not None and overlap and isinstance(clip, FileClip):
-            frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, segment_fn)
+            frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, segment_fn, chunk)
         else:
             frames = clip.read(distinct)
             t2 = time.perf_counter()
             if segment_fn is not None:
-                outputs = [segment_fn(plan, s, frames.select(_segment_slots(plan, inverse, s)))
-                           for s in range(plan.num_segments)]
+                outputs = [segment_fn(plan, s, frames.select(_chunk_slots(inverse, chunk, s)))
+                           for s in range(len(inverse) // chunk)]
         t3 = time.perf_counter()
     finally:
         if owns:
@@ -92,10 +98,9 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
     return PlannedFrames(info, plan, frames, torch.from_numpy(inverse), timings, outputs)
 
 
-def _segment_slots(plan: SamplingPlan, inverse: np.ndarray, s: int) -> torch.Tensor:
-    """Positions, among the distinct decoded frames, of segment ``s``'s planned frames."""
-    k = plan.frames_per_segment
-    return torch.from_numpy(np.ascontiguousarray(inverse[s * k:(s + 1) * k]))
+def _chunk_slots(inverse: np.ndarray, chunk: int, s: int) -> torch.Tensor:
+    """Positions, among the distinct decoded frames, of chunk ``s``'s planned frames."""
+    return torch.from_numpy(np.ascontiguousarray(inverse[s * chunk:(s + 1) * chunk]))
 
 
 class _Cancelled(Exception):
@@ -103,12 +108,12 @@ class _Cancelled(Exception):
 
 
 def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], inverse: np.ndarray,
-                       segment_fn: SegmentFn) -> tuple[Frames, list[Any], float]:
-    """Decode ``distinct`` in a background thread; run ``segment_fn`` here on each segment as soon as
-    its frames are in. Returns ``(frames, outputs in segment order, time decoding ended)``."""
-    n_seg = plan.num_segments
+                       segment_fn: SegmentFn, chunk: int) -> tuple[Frames, list[Any], float]:
+    """Decode ``distinct`` in a background thread; run ``segment_fn`` here on each chunk as soon as
+    its frames are in. Returns ``(frames, outputs in chunk order, time decoding ended)``."""
+    n_seg = len(inverse) // chunk
     position = {f: j for j, f in enumerate(distinct)}
-    needs = [set(_segment_slots(plan, inverse, s).tolist()) for s in range(n_seg)]
+    needs = [set(_chunk_slots(inverse, chunk, s).tolist()) for s in range(n_seg)]
     events: queue.SimpleQueue = queue.SimpleQueue()
     cancel = threading.Event()
     box: dict[str, Any] = {}
@@ -146,7 +151,7 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
                 if s not in outputs and needs[s] <= done:
                     if "end" in box:
                         torch.set_num_threads(threads)
-                    outputs[s] = segment_fn(plan, s, take(_segment_slots(plan, inverse, s).tolist()))
+                    outputs[s] = segment_fn(plan, s, take(_chunk_slots(inverse, chunk, s).tolist()))
     except BaseException:
         cancel.set()
         raise
@@ -158,5 +163,5 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
     frames = box["frames"]
     for s in range(n_seg):          # not reported (cannot happen with a complete read): from the result
         if s not in outputs:
-            outputs[s] = segment_fn(plan, s, frames.select(_segment_slots(plan, inverse, s)))
+            outputs[s] = segment_fn(plan, s, frames.select(_chunk_slots(inverse, chunk, s)))
     return frames, [outputs[s] for s in range(n_seg)], box["end"]
