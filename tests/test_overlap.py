@@ -1,7 +1,7 @@
-"""Preprocessing overlapped with decoding (``read_planned(..., segment_fn=...)``).
+"""Preprocessing overlapped with decoding (``read_planned(..., chunk_fn=...)``).
 
-Segments are handed to ``segment_fn`` in the calling thread while a background thread still
-decodes later frames. The outputs must equal preprocessing the decoded frames afterwards, errors
+Chunks (segments by default) are handed to ``chunk_fn`` in the calling thread while a background
+thread still decodes later frames. The outputs must equal preprocessing the decoded frames afterwards, errors
 on either side must propagate without leaving the decoding thread behind, and the overlap must
 really happen.
 """
@@ -55,11 +55,11 @@ def test_outputs_equal_preprocessing_after_decoding(tmp_path, gop_clip, kind):
                                          pix_fmt="yuv420p10le", options={"g": "10"}),
             "rgb": lambda: write_video(tmp_path / "rgb.mov", indexed_frames(40), codec="png", pix_fmt="rgb24"),
             }[kind]()
-    read = read_planned(path, SAMPLING, segment_fn=_views)
-    assert len(read.segment_outputs) == SAMPLING.num_segments
+    read = read_planned(path, SAMPLING, chunk_fn=_views)
+    assert len(read.chunk_outputs) == SAMPLING.num_segments
     ref = preprocess_reference(read.planned(), read.plan)
     for name, want in ref.items():
-        got = torch.cat([o[name] for o in read.segment_outputs])
+        got = torch.cat([o[name] for o in read.chunk_outputs])
         assert torch.equal(got, want), name
     assert set(read.timings) == {"open", "decode", "preprocess"} and min(read.timings.values()) >= 0
 
@@ -72,9 +72,9 @@ def test_tensor_clips_take_the_same_path_without_a_thread():
         seen.append(threading.current_thread() is threading.main_thread())
         return _views(plan, s, f)
 
-    read = read_planned(TensorClip(frames), SAMPLING, segment_fn=fn)
+    read = read_planned(TensorClip(frames), SAMPLING, chunk_fn=fn)
     ref = preprocess_reference(read.planned(), read.plan)
-    assert torch.equal(torch.cat([o["global_view"] for o in read.segment_outputs]), ref["global_view"])
+    assert torch.equal(torch.cat([o["global_view"] for o in read.chunk_outputs]), ref["global_view"])
     assert seen == [True] * SAMPLING.num_segments
 
 
@@ -116,12 +116,12 @@ def test_segments_are_processed_while_later_frames_decode(gop_clip, monkeypatch)
             first_done.set()
         return _ids(frames)
 
-    read = read_planned(gop_clip, SAMPLING, segment_fn=fn)
+    read = read_planned(gop_clip, SAMPLING, chunk_fn=fn)
     assert waited == [True]
-    assert sum(read.segment_outputs, []) == list(read.plan.frame_indices)
+    assert sum(read.chunk_outputs, []) == list(read.plan.frame_indices)
 
 
-def test_a_failing_segment_fn_stops_decoding_and_propagates(gop_clip):
+def test_a_failing_chunk_fn_stops_decoding_and_propagates(gop_clip):
     calls = []
 
     def fn(plan, s, frames):
@@ -129,7 +129,7 @@ def test_a_failing_segment_fn_stops_decoding_and_propagates(gop_clip):
         raise KeyError("preprocessing failed")
 
     with pytest.raises(KeyError, match="preprocessing failed"):
-        read_planned(gop_clip, SAMPLING, segment_fn=fn)
+        read_planned(gop_clip, SAMPLING, chunk_fn=fn)
     assert calls == [0] and _no_decode_thread()
 
 
@@ -145,7 +145,7 @@ def test_a_decoding_error_propagates(gop_clip, monkeypatch):
     monkeypatch.setattr(FileClip, "_decode_from", broken)
     got = []
     with pytest.raises(VideoDecodeError, match="re-encode"):
-        read_planned(gop_clip, SAMPLING, segment_fn=lambda plan, s, f: got.append(s))
+        read_planned(gop_clip, SAMPLING, chunk_fn=lambda plan, s, f: got.append(s))
     assert _no_decode_thread()
 
 
@@ -165,10 +165,10 @@ def test_the_fast_scorer_scores_the_same_with_overlap(sample_mp4, tiny_head_file
 
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_frame_by_frame_chunks_give_the_same_views(gop_clip, chunk):
-    read = read_planned(gop_clip, SAMPLING, segment_fn=_views, chunk=chunk)
-    assert len(read.segment_outputs) == len(read.plan.frame_indices) // chunk
+    read = read_planned(gop_clip, SAMPLING, chunk_fn=_views, chunk=chunk)
+    assert len(read.chunk_outputs) == len(read.plan.frame_indices) // chunk
     ref = preprocess_reference(read.planned(), read.plan)
     for name, want in ref.items():
-        assert torch.equal(torch.cat([o[name] for o in read.segment_outputs]), want), name
+        assert torch.equal(torch.cat([o[name] for o in read.chunk_outputs]), want), name
     with pytest.raises(ValueError, match="must divide"):
-        read_planned(gop_clip, SAMPLING, segment_fn=_views, chunk=2)
+        read_planned(gop_clip, SAMPLING, chunk_fn=_views, chunk=2)

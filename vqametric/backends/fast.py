@@ -31,7 +31,6 @@ class FastScorer:
                  requires_grad: bool = False, head: FastHead | None = None, overlap: bool = True):
         self.card = card
         self.overlap = overlap
-        self.chunk = 1   # preprocessing is per frame: hand frames over one by one (the least left after decoding)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"device={str(self.device)!r} but torch sees no CUDA device (torch "
@@ -78,9 +77,9 @@ class FastScorer:
 
         Each frame is preprocessed as soon as it is decoded, while later frames still decode
         (:func:`~vqametric.backends.planned.read_planned` with ``chunk=1``)."""
-        read = read_planned(video, self.card.sampling, fps, segment_fn=self._views, overlap=self.overlap,
-                            chunk=self.chunk)
-        views = {k: torch.cat([o[k] for o in read.segment_outputs]) for k in read.segment_outputs[0]}
+        # preprocessing is per frame: frames are handed over one by one, the least left after decoding
+        read = read_planned(video, self.card.sampling, fps, chunk_fn=self._views, overlap=self.overlap, chunk=1)
+        views = {k: torch.cat([o[k] for o in read.chunk_outputs]) for k in read.chunk_outputs[0]}
         _sync(self.device)
         ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings)}
         return views, ctx

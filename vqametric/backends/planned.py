@@ -1,12 +1,13 @@
 """The stages every backend starts with: open the video, plan its sampling, decode the planned frames.
 
-With a ``segment_fn``, :func:`read_planned` also runs the next stage (preprocessing) chunk by
+With a ``chunk_fn``, :func:`read_planned` also runs the next stage (preprocessing) chunk by
 chunk (a segment, or single frames) *while the file is still decoding*: the decoder works in a
 background thread (FFmpeg releases the GIL while it decodes) and each chunk is handed to
-``segment_fn`` in the calling thread as soon as its frames are complete. On a 2-core machine
-decoding leaves part of a core idle, which the preprocessing of earlier frames fills. While the decoder runs, PyTorch gets half
-its intra-op threads (at least one; ``torch.get_num_threads()`` is restored afterwards): with all
-of them, preprocessing and decoding oversubscribe the cores and the overlap gains nothing.
+``chunk_fn`` in the calling thread as soon as its frames are complete. On a 2-core machine
+decoding leaves part of a core idle, which the preprocessing of earlier frames fills. While the
+decoder runs, PyTorch gets half its intra-op threads (at least one; ``torch.get_num_threads()`` is
+restored afterwards): with all of them, preprocessing and decoding oversubscribe the cores and the
+overlap gains nothing.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..io.decode import FileClip
 from ..io.frames import Frames
 from ..sampling.plan import SamplingConfig, SamplingPlan, make_plan
 
-SegmentFn = Callable[[SamplingPlan, int, Frames], Any]
+ChunkFn = Callable[[SamplingPlan, int, Frames], Any]
 
 
 @dataclass
@@ -33,9 +34,9 @@ class PlannedFrames:
     decoded once: ``frames`` holds the distinct ones and ``inverse`` (int64, one entry per
     ``plan.frame_indices``) maps plan positions to them; :meth:`planned` expands them.
 
-    ``segment_outputs``: what ``segment_fn`` returned for each chunk, in plan order (empty
+    ``chunk_outputs``: what ``chunk_fn`` returned for each chunk, in plan order (empty
     without one). ``timings``: ``open``, ``decode`` (wall time until the last frame was decoded)
-    and, with a ``segment_fn``, ``preprocess`` (wall time from then until every chunk was
+    and, with a ``chunk_fn``, ``preprocess`` (wall time from then until every chunk was
     processed: only the part that did not overlap decoding).
     """
 
@@ -44,7 +45,7 @@ class PlannedFrames:
     frames: Frames
     inverse: torch.Tensor
     timings: dict[str, float]
-    segment_outputs: list[Any] = field(default_factory=list)
+    chunk_outputs: list[Any] = field(default_factory=list)
 
     def planned(self) -> Frames:
         """The frames in ``plan.frame_indices`` order (one per entry)."""
@@ -55,11 +56,11 @@ class PlannedFrames:
 
 
 def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
-                 segment_fn: SegmentFn | None = None, overlap: bool = True,
+                 chunk_fn: ChunkFn | None = None, overlap: bool = True,
                  chunk: int | None = None) -> PlannedFrames:
     """Open ``video`` (any supported input), plan it with ``sampling`` and decode the planned frames.
 
-    ``segment_fn(plan, s, frames)``, if given, is called once per chunk ``s`` of ``chunk`` planned
+    ``chunk_fn(plan, s, frames)``, if given, is called once per chunk ``s`` of ``chunk`` planned
     frames (default ``plan.frames_per_segment``: one call per segment; 1: one per planned frame,
     for stages that work frame by frame, which leaves the least work after the last frame is
     decoded), in plan order, in the calling thread, overlapping the decoding of later chunks for
@@ -80,20 +81,20 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
         if plan.frames_per_segment % chunk:
             raise ValueError(f"chunk={chunk} must divide the {plan.frames_per_segment} frames of a segment")
         outputs: list[Any] = []
-        if segment_fn is not None and overlap and isinstance(clip, FileClip):
-            frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, segment_fn, chunk)
+        if chunk_fn is not None and overlap and isinstance(clip, FileClip):
+            frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, chunk_fn, chunk)
         else:
             frames = clip.read(distinct)
             t2 = time.perf_counter()
-            if segment_fn is not None:
-                outputs = [segment_fn(plan, s, frames.select(_chunk_slots(inverse, chunk, s)))
+            if chunk_fn is not None:
+                outputs = [chunk_fn(plan, s, frames.select(_chunk_slots(inverse, chunk, s)))
                            for s in range(len(inverse) // chunk)]
         t3 = time.perf_counter()
     finally:
         if owns:
             clip.close()
     timings = {"open": t1 - t0, "decode": t2 - t1}
-    if segment_fn is not None:
+    if chunk_fn is not None:
         timings["preprocess"] = t3 - t2
     return PlannedFrames(info, plan, frames, torch.from_numpy(inverse), timings, outputs)
 
@@ -108,12 +109,12 @@ class _Cancelled(Exception):
 
 
 def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], inverse: np.ndarray,
-                       segment_fn: SegmentFn, chunk: int) -> tuple[Frames, list[Any], float]:
-    """Decode ``distinct`` in a background thread; run ``segment_fn`` here on each chunk as soon as
+                       chunk_fn: ChunkFn, chunk: int) -> tuple[Frames, list[Any], float]:
+    """Decode ``distinct`` in a background thread; run ``chunk_fn`` here on each chunk as soon as
     its frames are in. Returns ``(frames, outputs in chunk order, time decoding ended)``."""
-    n_seg = len(inverse) // chunk
+    n_chunks = len(inverse) // chunk
     position = {f: j for j, f in enumerate(distinct)}
-    needs = [set(_chunk_slots(inverse, chunk, s).tolist()) for s in range(n_seg)]
+    needs = [set(_chunk_slots(inverse, chunk, s).tolist()) for s in range(n_chunks)]
     events: queue.SimpleQueue = queue.SimpleQueue()
     cancel = threading.Event()
     box: dict[str, Any] = {}
@@ -147,11 +148,11 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
                 break
             i, take = item
             done.add(position[i])
-            for s in range(n_seg):
+            for s in range(n_chunks):
                 if s not in outputs and needs[s] <= done:
                     if "end" in box:
                         torch.set_num_threads(threads)
-                    outputs[s] = segment_fn(plan, s, take(_chunk_slots(inverse, chunk, s).tolist()))
+                    outputs[s] = chunk_fn(plan, s, take(_chunk_slots(inverse, chunk, s).tolist()))
     except BaseException:
         cancel.set()
         raise
@@ -160,8 +161,5 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
         worker.join()
     if "error" in box:
         raise box["error"]
-    frames = box["frames"]
-    for s in range(n_seg):          # not reported (cannot happen with a complete read): from the result
-        if s not in outputs:
-            outputs[s] = segment_fn(plan, s, frames.select(_chunk_slots(inverse, chunk, s)))
-    return frames, [outputs[s] for s in range(n_seg)], box["end"]
+    # a complete read reported every frame, so every chunk has run
+    return box["frames"], [outputs[s] for s in range(n_chunks)], box["end"]

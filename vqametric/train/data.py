@@ -150,8 +150,9 @@ class Group:
 
     ``kind``: ``"spatial"`` (rows: pristine, level a, level b), ``"temporal"`` (rows: pristine,
     perturbed) or ``"image"`` (the pristine row alone: one more opinion score for the regression
-    and batch-ranking losses, at a third of a spatial group's cost). ``attribution``: class index per row; ``severity``: ``(rows, len(DISTORTIONS))``
-    targets with ``severity_mask`` saying which rows count.
+    and batch-ranking losses, at a third of a spatial group's cost). ``attribution``: class index
+    per row; ``severity``: ``(rows, len(DISTORTIONS))`` targets with ``severity_mask`` saying
+    which rows count.
     """
 
     fragments: torch.Tensor

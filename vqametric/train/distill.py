@@ -101,7 +101,6 @@ class LMMTeacher:
         return r.score if r.parse_ok else math.nan
 
 
-
 def _student(settings: DistillSettings) -> tuple[FastHead, ModelCard]:
     if settings.init:
         head, _ = load_head(settings.init)
