@@ -90,6 +90,43 @@ def test_image_groups_add_opinion_rows_only(image_folder):
     assert (again.fragments == b.fragments).all() and again.distortions == b.distortions
 
 
+def test_temporal_ladder_groups_rank_two_levels(image_folder):
+    import torch
+
+    from vqametric.backends import FastHead, HeadConfig
+    from vqametric.backends.head import ATTRIBUTION_CLASSES
+    from vqametric.train.data import collate, load_image, make_group
+
+    sampling = FastHead(HeadConfig(width=4)).sampling_config()
+    img = load_image(image_folder / "img2.png")
+    g = make_group(img, 3.0, sampling, seed=9, kind="temporal", distortion="stutter", temporal_levels=2)
+    assert g.fragments.shape[0] == 3 and g.levels[0] == 0 and 1 <= g.levels[1] < g.levels[2] <= 5
+    assert g.attribution == [0] + 2 * [ATTRIBUTION_CLASSES.index("stutter")]
+    sev = g.severity[:, 6].tolist()                                    # "stutter" column: level / 5
+    assert sev == pytest.approx([0.0, g.levels[1] / 5, g.levels[2] / 5])
+    # the perturbed rows differ from the original: each level's perturbation is visible
+    assert not torch.equal(g.global_view[1], g.global_view[0]) and not torch.equal(g.global_view[2], g.global_view[0])
+    one = make_group(img, 3.0, sampling, seed=9, kind="temporal", distortion="stutter", temporal_levels=1)
+    assert one.fragments.shape[0] == 2
+    flick = make_group(img, 3.0, sampling, seed=4, kind="temporal", distortion="flicker", temporal_levels=2)
+    shuf = make_group(img, 3.0, sampling, seed=4, kind="temporal", distortion="shuffle", temporal_levels=2)
+    assert flick.fragments.shape[0] == 3 and shuf.fragments.shape[0] == 2     # no levels: one perturbed row
+    b = collate([g, shuf, flick])
+    assert b.pristine_rows.tolist() == [0, 3, 5]
+    assert b.temporal_pairs.tolist() == [[0, 1], [0, 2], [3, 4], [5, 6], [5, 7]]
+    assert b.ordered_pairs.tolist() == [[1, 2], [6, 7]]          # milder level above the worse one
+
+
+def test_spatial_weights_option():
+    from vqametric.train.head_trainer import parse_weights
+
+    assert parse_weights("exposure=1, colour=0.5") == {"exposure": 1.0, "colour": 0.5}
+    assert parse_weights("") == {}
+    for bad in ("sharpness=1", "colour", "colour=x", "colour=-1", "colour=nan"):
+        with pytest.raises(SystemExit, match="--spatial-weights"):
+            parse_weights(bad)
+
+
 def test_trainer_smoke(image_folder, tmp_path):
     from vqametric.train.head_trainer import main
 

@@ -180,8 +180,14 @@ def _severity_row(cls: str | None, value: float) -> torch.Tensor:
 
 def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: int,
                p_temporal: float = 0.4, p_zoom: float = 0.25, num_frames: int = CLIP_FRAMES,
-               kind: str | None = None, distortion: str | None = None) -> Group:
-    """One training group from an image (see the module docstring); fully determined by ``seed``."""
+               kind: str | None = None, distortion: str | None = None, temporal_levels: int = 1,
+               spatial_weights: dict[str, float] | None = None) -> Group:
+    """One training group from an image (see the module docstring); fully determined by ``seed``.
+
+    ``temporal_levels=2``: a temporal ladder (:data:`~vqametric.train.distortions.TEMPORAL_LADDERS`)
+    gives two perturbed rows at levels ``a < b`` (known order pristine > a > b), like a spatial
+    ladder; the other perturbations keep one row. ``spatial_weights``: sampling weight per spatial
+    ladder (default :data:`SPATIAL_WEIGHTS`)."""
     rng = np.random.default_rng(seed)
     motion = "zoom" if rng.random() < p_zoom else "pan"
     clip = D.make_clip_from_image(image, num_frames, motion, seed=int(rng.integers(2 ** 31)))
@@ -197,7 +203,8 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
     if kind == "spatial":
         names = list(SPATIAL_WEIGHTS)
         if distortion is None:
-            wts = np.array([SPATIAL_WEIGHTS[n] for n in names])
+            weights = dict(SPATIAL_WEIGHTS, **(spatial_weights or {}))
+            wts = np.array([weights[n] for n in names])
             distortion = names[int(rng.choice(len(names), p=wts / wts.sum()))]
         a, b = sorted(rng.choice(np.arange(1, 6), size=2, replace=False).tolist())
         fn, cls = D.LADDERS[distortion]
@@ -217,37 +224,63 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
         raise ValueError(f"kind must be 'spatial', 'temporal' or 'image', got {kind!r}")
     if distortion is None:
         distortion = TEMPORAL_KINDS[int(rng.integers(len(TEMPORAL_KINDS)))]
-    level = int(rng.integers(1, 6))
+    if temporal_levels == 2 and distortion in D.TEMPORAL_LADDERS:
+        levels = sorted(rng.choice(np.arange(1, 6), size=2, replace=False).tolist())
+    else:
+        levels = [int(rng.integers(1, 6))]
+    rows, anchor_src, classes, sevs, masks, used = [], None, [], [], [], []
+    for i, level in enumerate(levels):
+        # a second level of an index ladder is drawn with other perturbation seeds
+        o_src, pert, cls, sev, use_sev, distortion_i, level = _temporal_row(
+            clip, plan, sampling, seg, distortion, level, dseed + 1000 * i, rng)
+        if anchor_src is None:
+            anchor_src = o_src
+        if distortion_i != distortion:     # the strong-stutter fallback: one perturbed row only
+            rows, classes, sevs, masks, used = [pert], [cls], [sev], [use_sev], [level]
+            distortion = distortion_i
+            break
+        rows.append(pert)
+        classes.append(cls)
+        sevs.append(sev)
+        masks.append(use_sev)
+        used.append(level)
+    views = frames_to_views(np.concatenate([clip[anchor_src]] + rows), plan)
+    return Group(views["fragments"], views["global_view"], mos, "temporal", distortion, (0, *used),
+                 [0] + [_class_index(c) for c in classes],
+                 torch.stack([_severity_row(None, 0)] + [_severity_row(c, v) for c, v in zip(classes, sevs)]),
+                 [True] + masks, {"motion": motion, "segment": seg})
+
+
+def _temporal_row(clip: np.ndarray, plan, sampling: SamplingConfig, seg: int, distortion: str, level: int,
+                  dseed: int, rng: np.random.Generator):
+    """One temporally perturbed segment -> ``(original frame indices, perturbed frames (K, H, W, 3),
+    class, severity, severity counts, distortion, level)``. Index perturbations take a planned
+    segment where the perturbation is visible (the original is the same stretch unperturbed)."""
+    t, h, w = clip.shape[:3]
+    k = sampling.frames_per_segment
     if distortion in ("flicker", "shake"):
         src = segment_sources(plan, seg)
-        orig = clip[src]
         pert = D.degrade(clip, distortion, level, seed=dseed)[src]
-        cls, sev, use_sev = D.LADDERS[distortion][1], level / 5, True
-    else:
-        pert_src = None
-        for attempt in range(8):
-            s = dseed + attempt
-            idx = (INDEX_LADDERS[distortion](t, level, s) if distortion in INDEX_LADDERS
-                   else D.temporal_perturbation_indices(distortion, t, s))
-            pplan = make_plan(len(idx), h, w, replace(sampling, seed=plan.seed))
-            candidates = [j for j in range(pplan.num_segments) if is_abnormal(idx[segment_sources(pplan, j)])]
-            if candidates:
-                pert_src = idx[segment_sources(pplan, candidates[int(rng.integers(len(candidates)))])]
-                break
-        if pert_src is None:       # nothing visible in any planned pair: fall back to a strong stutter
-            distortion, level = "stutter", 5
-            pert_src = D.stutter_indices(t, 5, 0)[:sampling.frames_per_segment]
-        visible = pert_src[pert_src >= 0]
-        anchor = int(min(visible.min() if visible.size else 0, t - sampling.frames_per_segment))
-        orig_src = np.arange(anchor, anchor + sampling.frames_per_segment)
-        orig, pert = clip[orig_src], D.apply_indices(clip, pert_src)
-        cls = D.LADDERS[distortion][1] if distortion in D.LADDERS else D.PERTURBATION_CLASS[distortion]
-        sev, use_sev = (level / 5, True) if distortion in INDEX_LADDERS else (0.0, False)
-        level = level if distortion in INDEX_LADDERS else 0
-    views = frames_to_views(np.concatenate([orig, pert]), plan)
-    return Group(views["fragments"], views["global_view"], mos, "temporal", distortion, (0, level),
-                 [0, _class_index(cls)], torch.stack([_severity_row(None, 0), _severity_row(cls, sev)]),
-                 [True, use_sev], {"motion": motion, "segment": seg})
+        return src, pert, D.LADDERS[distortion][1], level / 5, True, distortion, level
+    pert_src = None
+    for attempt in range(8):
+        s = dseed + attempt
+        idx = (INDEX_LADDERS[distortion](t, level, s) if distortion in INDEX_LADDERS
+               else D.temporal_perturbation_indices(distortion, t, s))
+        pplan = make_plan(len(idx), h, w, replace(sampling, seed=plan.seed))
+        candidates = [j for j in range(pplan.num_segments) if is_abnormal(idx[segment_sources(pplan, j)])]
+        if candidates:
+            pert_src = idx[segment_sources(pplan, candidates[int(rng.integers(len(candidates)))])]
+            break
+    if pert_src is None:       # nothing visible in any planned segment: fall back to a strong stutter
+        distortion, level = "stutter", 5
+        pert_src = D.stutter_indices(t, 5, 0)[:k]
+    visible = pert_src[pert_src >= 0]
+    anchor = int(min(visible.min() if visible.size else 0, t - k))
+    cls = D.LADDERS[distortion][1] if distortion in D.LADDERS else D.PERTURBATION_CLASS[distortion]
+    sev, use_sev = (level / 5, True) if distortion in INDEX_LADDERS else (0.0, False)
+    return (np.arange(anchor, anchor + k), D.apply_indices(clip, pert_src), cls, sev, use_sev, distortion,
+            level if distortion in INDEX_LADDERS else 0)
 
 
 @dataclass
@@ -258,7 +291,7 @@ class Batch:
     global_view: torch.Tensor
     pristine_rows: torch.Tensor           # row of each group's pristine segment
     mos: torch.Tensor                     # MOS of each group (1-5)
-    ordered_pairs: torch.Tensor           # (P, 2) rows (better, worse) along spatial ladders
+    ordered_pairs: torch.Tensor           # (P, 2) rows (better, worse) along spatial and temporal ladders
     temporal_pairs: torch.Tensor          # (Q, 2) rows (original, perturbed)
     attribution: torch.Tensor             # (N,) class index or -100
     severity: torch.Tensor                # (N, len(DISTORTIONS))
@@ -279,7 +312,8 @@ def collate(groups: Sequence[Group]) -> Batch:
         if g.kind == "spatial":
             ordered += [(row, row + 1), (row + 1, row + 2), (row, row + 2)]
         elif g.kind == "temporal":
-            temporal.append((row, row + 1))
+            temporal += [(row, row + j) for j in range(1, n)]     # the original above every perturbed row
+            ordered += [(row + j, row + j + 1) for j in range(1, n - 1)]   # and a milder level above a worse one
         attr += g.attribution
         sev.append(g.severity)
         mask += g.severity_mask
@@ -297,6 +331,7 @@ class GroupBatches(torch.utils.data.IterableDataset):
 
     def __init__(self, items: Sequence[ImageItem], sampling: SamplingConfig, steps: int, groups_per_batch: int,
                  seed: int = 0, start: int = 0, image_groups: int = 0, **group_kwargs: Any):
+        """``group_kwargs`` go to :func:`make_group` (``p_temporal``, ``temporal_levels``, ...)."""
         self.items, self.sampling = list(items), sampling
         self.steps, self.groups_per_batch, self.seed, self.start = steps, groups_per_batch, seed, start
         self.image_groups = image_groups

@@ -14,7 +14,8 @@ it (:mod:`vqametric.train.data`), then writes into ``--out``:
 
 Loss per step: regression on the pristine segments (bell-shaped, sigma 0.5, plus 0.2 x smooth L1
 so that far-off predictions still get a gradient), Thurstone fidelity ranking across the batch's
-pristine segments, fidelity ranking along each spatial ladder (pristine > level a > level b),
+pristine segments, fidelity ranking along each spatial ladder (pristine > level a > level b) and
+between two levels of a temporal ladder (``--temporal-levels 2``),
 a temporal-consistency margin (pristine > perturbed by ``--margin``), attribution cross-entropy
 and severity BCE. Everything is seeded; batch ``i`` depends only on ``(--seed, i)``.
 """
@@ -59,12 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=HeadConfig.width, help="HeadConfig.width")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
+    p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
+                   help="perturbed rows per temporal-ladder group: 2 also ranks a milder level above a worse one")
+    p.add_argument("--spatial-weights", default="exposure=1,colour=1",
+                   help="sampling weights of spatial ladders, NAME=W,... (others keep data.SPATIAL_WEIGHTS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/10 train/validation split")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
-    p.add_argument("--version", default="0.3.0", help="version string stored in the weights")
+    p.add_argument("--version", default="0.4.0", help="version string stored in the weights")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC and temporal consistency every N steps (0: never)")
     p.add_argument("--val-quick", type=int, default=150,
@@ -81,6 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items-from-folder", action="store_true",
                    help="--data is a plain folder of images (MOS 3 for all; smoke tests only)")
     return p
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``"exposure=1,colour=0.6"`` -> ``{"exposure": 1.0, "colour": 0.6}``; names must be spatial ladders."""
+    from .data import SPATIAL_WEIGHTS
+
+    out = {}
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in SPATIAL_WEIGHTS:
+            raise SystemExit(f"--spatial-weights: {part!r} is not NAME=WEIGHT with NAME one of {sorted(SPATIAL_WEIGHTS)}")
+        try:
+            w = float(value)
+        except ValueError:
+            raise SystemExit(f"--spatial-weights: {value!r} in {part!r} is not a number") from None
+        if not (w >= 0 and math.isfinite(w)):
+            raise SystemExit(f"--spatial-weights: weight {w} of {name!r} must be finite and at least 0")
+        out[name] = w
+    return out
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -148,7 +173,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     head = FastHead(HeadConfig(width=args.width))
     sampling = head.sampling_config()
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
-                        image_groups=args.image_groups, p_temporal=args.p_temporal)
+                        image_groups=args.image_groups, p_temporal=args.p_temporal,
+                        temporal_levels=args.temporal_levels, spatial_weights=parse_weights(args.spatial_weights))
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
