@@ -142,6 +142,10 @@ def test_trainer_smoke(image_folder, tmp_path):
     assert m["model"] == "vqametric-fast" and m["split"] == {"train": 4, "validation": 4, "seed": 0, "fraction": 0.5}
     ladders = m["validation"]["ladders"]
     assert set(ladders["per_ladder"]) == {"blur", "stutter", "x264"}
+    for per in ladders["per_ladder"].values():      # one image: the mean by level is its own scores
+        by_level = np.asarray(per["mean_score_by_level"])
+        assert by_level.shape == (6,) and ((by_level >= 1) & (by_level <= 5)).all()
+        assert per["strictly_decreasing"] == float((np.diff(by_level) < 0).all())
     agreement = ladders["vmaf_agreement"]["x264"]       # VMAF falls along the CRF ladder
     assert agreement["pairs"] == 5 and agreement["vmaf_mean_by_level"] == sorted(agreement["vmaf_mean_by_level"],
                                                                                     reverse=True)

@@ -96,12 +96,14 @@ VMAF_LADDERS = ("x264", "x265", "av1", "scaling")
 
 def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] = tuple(D.LADDERS),
                      seed: int = 0, vmaf: bool = False) -> dict[str, Any]:
-    """Kendall tau between level and score per ladder; with ``vmaf=True`` also, for the
+    """Kendall tau between level and score per ladder (with the share of images whose score falls
+    strictly at every level, and the mean score at levels 0-5); with ``vmaf=True`` also, for the
     compression and scaling ladders (:data:`VMAF_LADDERS`), the agreement between the head's score
     and VMAF against the pristine clip: SRCC over all (image, level 1-5) pairs, and the mean
     over images of the SRCC along each image's ladder."""
     taus: dict[str, list[float]] = {name: [] for name in ladders}
     strict: dict[str, list[float]] = {name: [] for name in ladders}
+    by_level: dict[str, list[np.ndarray]] = {name: [] for name in ladders}
     vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
     # per VMAF ladder, one row per image: the head's scores and VMAF at levels 1-5
     level_scores: dict[str, list[np.ndarray]] = {n: [] for n in vmaf_names}
@@ -115,10 +117,12 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
             s = score_clips(scorer, [clip] + degraded)
             taus[name].append(kendall_tau(np.arange(6), -s))
             strict[name].append(float(np.all(np.diff(s) < 0)))
+            by_level[name].append(s)
             if name in level_vmaf:
                 level_scores[name].append(s[1:])
                 level_vmaf[name].append([vmaf_of(clip, d) for d in degraded])
-    per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name]))}
+    per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name])),
+                  "mean_score_by_level": [float(x) for x in np.mean(by_level[name], 0)]}
            for name, v in taus.items()}
     spatial = [per[n]["tau"] for n in ladders if n in D.SPATIAL_LADDERS]
     temporal = [per[n]["tau"] for n in ladders if n in D.TEMPORAL_LADDERS]
