@@ -228,40 +228,35 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
         levels = sorted(rng.choice(np.arange(1, 6), size=2, replace=False).tolist())
     else:
         levels = [int(rng.integers(1, 6))]
-    rows, anchor_src, classes, sevs, masks, used = [], None, [], [], [], []
+    rows, anchor_src = [], None        # rows: (perturbed frames, class, severity, severity counts, level)
     for i, level in enumerate(levels):
-        # a second level of an index ladder is drawn with other perturbation seeds
-        o_src, pert, cls, sev, use_sev, distortion_i, level = _temporal_row(
-            clip, plan, sampling, seg, distortion, level, dseed + 1000 * i, rng)
-        if anchor_src is None:
-            anchor_src = o_src
-        if distortion_i != distortion:     # the strong-stutter fallback: one perturbed row only
-            rows, classes, sevs, masks, used = [pert], [cls], [sev], [use_sev], [level]
-            distortion = distortion_i
+        # each level draws its perturbation with its own seed
+        o_src, row, name = _temporal_row(clip, plan, sampling, seg, distortion, level, dseed + 1000 * i, rng)
+        anchor_src = o_src if anchor_src is None else anchor_src
+        if name != distortion:             # the strong-stutter fallback: one perturbed row only
+            rows, distortion = [row], name
             break
-        rows.append(pert)
-        classes.append(cls)
-        sevs.append(sev)
-        masks.append(use_sev)
-        used.append(level)
-    views = frames_to_views(np.concatenate([clip[anchor_src]] + rows), plan)
+        rows.append(row)
+    perts, classes, sevs, masks, used = zip(*rows)
+    views = frames_to_views(np.concatenate([clip[anchor_src], *perts]), plan)
     return Group(views["fragments"], views["global_view"], mos, "temporal", distortion, (0, *used),
                  [0] + [_class_index(c) for c in classes],
                  torch.stack([_severity_row(None, 0)] + [_severity_row(c, v) for c, v in zip(classes, sevs)]),
-                 [True] + masks, {"motion": motion, "segment": seg})
+                 [True, *masks], {"motion": motion, "segment": seg})
 
 
 def _temporal_row(clip: np.ndarray, plan, sampling: SamplingConfig, seg: int, distortion: str, level: int,
                   dseed: int, rng: np.random.Generator):
-    """One temporally perturbed segment -> ``(original frame indices, perturbed frames (K, H, W, 3),
-    class, severity, severity counts, distortion, level)``. Index perturbations take a planned
-    segment where the perturbation is visible (the original is the same stretch unperturbed)."""
+    """One temporally perturbed segment -> ``(original frame indices, (perturbed frames (K, H, W, 3),
+    class, severity, severity counts, level), distortion)``; the distortion is ``"stutter"`` when
+    nothing of ``distortion`` was visible. Index perturbations take a planned segment where the
+    perturbation is visible (the original is the same stretch unperturbed)."""
     t, h, w = clip.shape[:3]
     k = sampling.frames_per_segment
     if distortion in ("flicker", "shake"):
         src = segment_sources(plan, seg)
         pert = D.degrade(clip, distortion, level, seed=dseed)[src]
-        return src, pert, D.LADDERS[distortion][1], level / 5, True, distortion, level
+        return src, (pert, D.LADDERS[distortion][1], level / 5, True, level), distortion
     pert_src = None
     for attempt in range(8):
         s = dseed + attempt
@@ -279,8 +274,8 @@ def _temporal_row(clip: np.ndarray, plan, sampling: SamplingConfig, seg: int, di
     anchor = int(min(visible.min() if visible.size else 0, t - k))
     cls = D.LADDERS[distortion][1] if distortion in D.LADDERS else D.PERTURBATION_CLASS[distortion]
     sev, use_sev = (level / 5, True) if distortion in INDEX_LADDERS else (0.0, False)
-    return (np.arange(anchor, anchor + k), D.apply_indices(clip, pert_src), cls, sev, use_sev, distortion,
-            level if distortion in INDEX_LADDERS else 0)
+    row = (D.apply_indices(clip, pert_src), cls, sev, use_sev, level if distortion in INDEX_LADDERS else 0)
+    return np.arange(anchor, anchor + k), row, distortion
 
 
 @dataclass
