@@ -117,14 +117,17 @@ def test_temporal_ladder_groups_rank_two_levels(image_folder):
     assert b.ordered_pairs.tolist() == [[1, 2], [6, 7]]          # milder level above the worse one
 
 
-def test_spatial_weights_option():
-    from vqametric.train.head_trainer import parse_weights
+def test_spatial_weights_option(capsys):
+    from vqametric.train.head_trainer import build_parser, parse_weights
 
     assert parse_weights("exposure=1, colour=0.5") == {"exposure": 1.0, "colour": 0.5}
     assert parse_weights("") == {}
+    parse = lambda *a: build_parser().parse_args(["--data", "d", "--out", "o", *a])  # noqa: E731
+    assert parse().spatial_weights == {"exposure": 1.0, "colour": 1.0}           # the default, parsed
     for bad in ("sharpness=1", "colour", "colour=x", "colour=-1", "colour=nan"):
-        with pytest.raises(SystemExit, match="--spatial-weights"):
-            parse_weights(bad)
+        with pytest.raises(SystemExit):
+            parse("--spatial-weights", bad)
+        assert "--spatial-weights" in capsys.readouterr().err
 
 
 def test_trainer_smoke(image_folder, tmp_path):

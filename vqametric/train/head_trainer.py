@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
     p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
                    help="perturbed rows per temporal-ladder group: 2 also ranks a milder level above a worse one")
-    p.add_argument("--spatial-weights", default="exposure=1,colour=1",
+    p.add_argument("--spatial-weights", type=parse_weights, default="exposure=1,colour=1",
                    help="sampling weights of spatial ladders, NAME=W,... (others keep data.SPATIAL_WEIGHTS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/10 train/validation split")
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_weights(text: str) -> dict[str, float]:
-    """``"exposure=1,colour=0.6"`` -> ``{"exposure": 1.0, "colour": 0.6}``; names must be spatial ladders."""
+    """``"exposure=1,colour=0.6"`` -> ``{"exposure": 1.0, "colour": 0.6}``; names must be spatial ladders
+    (the ``type`` of ``--spatial-weights``: argparse reports a bad value with the option's name)."""
     from .data import SPATIAL_WEIGHTS
 
     out = {}
@@ -97,13 +98,13 @@ def parse_weights(text: str) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in SPATIAL_WEIGHTS:
-            raise SystemExit(f"--spatial-weights: {part!r} is not NAME=WEIGHT with NAME one of {sorted(SPATIAL_WEIGHTS)}")
+            raise argparse.ArgumentTypeError(f"{part!r} is not NAME=WEIGHT with NAME one of {sorted(SPATIAL_WEIGHTS)}")
         try:
             w = float(value)
         except ValueError:
-            raise SystemExit(f"--spatial-weights: {value!r} in {part!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{value!r} in {part!r} is not a number") from None
         if not (w >= 0 and math.isfinite(w)):
-            raise SystemExit(f"--spatial-weights: weight {w} of {name!r} must be finite and at least 0")
+            raise argparse.ArgumentTypeError(f"weight {w} of {name!r} must be finite and at least 0")
         out[name] = w
     return out
 
@@ -174,7 +175,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     sampling = head.sampling_config()
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
                         image_groups=args.image_groups, p_temporal=args.p_temporal,
-                        temporal_levels=args.temporal_levels, spatial_weights=parse_weights(args.spatial_weights))
+                        temporal_levels=args.temporal_levels, spatial_weights=args.spatial_weights)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
