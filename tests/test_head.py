@@ -177,6 +177,59 @@ def test_temporal_stats_see_flicker():
     assert flick["luma_std"] > steady["luma_std"] + 0.05 and flick["luma_jump"] > steady["luma_jump"] + 0.5
 
 
+def _colour_stats(rgb01: torch.Tensor) -> dict[str, float]:
+    head = FastHead(HeadConfig(frames_per_segment=1, fragment_size=56, global_size=32, width=4))
+    names = ("luma", "luma_std", "clip_hi", "clip_lo", "rg", "yb", "rg_std", "yb_std", "chroma")
+    return dict(zip(names, head._colour_stats(_normalised(rgb01)[None])[0].tolist()))
+
+
+def test_colour_stats_of_flat_frames_worked_by_hand():
+    grey = _colour_stats(torch.full((3, 8, 8), 0.5))
+    assert grey == pytest.approx({"luma": 0.5, "luma_std": 0.0, "clip_hi": 0.0, "clip_lo": 0.0, "rg": 0.0,
+                                  "yb": 0.0, "rg_std": 0.0, "yb_std": 0.0, "chroma": 0.0}, abs=1e-5)
+    orange = _colour_stats(torch.tensor([0.8, 0.4, 0.2]).view(3, 1, 1).expand(3, 8, 8))
+    # luma .299*.8 + .587*.4 + .114*.2 = .4968; rg = .8 - .4; yb = (.8 + .4) / 2 - .2; chroma = .8 - .2
+    assert orange == pytest.approx({"luma": 0.4968, "luma_std": 0.0, "clip_hi": 0.0, "clip_lo": 0.0, "rg": 0.4,
+                                    "yb": 0.4, "rg_std": 0.0, "yb_std": 0.0, "chroma": 0.6}, abs=1e-5)
+
+
+def test_colour_stats_count_clipped_pixels():
+    x = torch.zeros(3, 8, 8)
+    x[:, :4] = 1.0                           # top half white, bottom half black
+    x[0, 4:6] = 0.98                         # half of the black rows get a red channel half-way into the knee
+    s = _colour_stats(x)
+    # clipped high: 32 white pixels count 1, 16 red ones 0.5 -> 40 / 64; dark: the 16 pure-black pixels
+    # count 1, the red ones have luma .299 * .98 above the knee -> 16 / 64
+    assert s["clip_hi"] == pytest.approx(40 / 64, abs=1e-5)
+    assert s["clip_lo"] == pytest.approx(16 / 64, abs=1e-5)
+
+
+def test_colour_stats_follow_the_colour_ladder():
+    """Desaturation lowers the opponent spreads and chroma, saturation raises them, a tint moves
+    the opponent means away from the image's own: the colour ladder is visible to the head."""
+    from vqametric.train.distortions import colour
+    img = (torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(1)) * 200 + 20).to(torch.uint8)
+    stats = {}
+    for mode in ("desaturate", "saturate", "tint"):
+        for level in (0, 2, 5):
+            out = img if level == 0 else colour(img, level, seed=3, mode=mode)
+            stats[mode, level] = _colour_stats(out[0].permute(2, 0, 1).float() / 255)
+    for key in ("rg_std", "yb_std", "chroma"):
+        assert stats["desaturate", 0][key] > stats["desaturate", 2][key] > stats["desaturate", 5][key]
+        assert stats["saturate", 0][key] < stats["saturate", 2][key] < stats["saturate", 5][key]
+    cast = {lv: np.hypot(stats["tint", lv]["rg"] - stats["tint", 0]["rg"], stats["tint", lv]["yb"] - stats["tint", 0]["yb"])
+            for lv in (2, 5)}
+    assert 0.02 < cast[2] < cast[5]
+
+
+def test_architecture_2_heads_have_no_colour_stats():
+    old = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4, arch=2))
+    new = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4))
+    assert new.stats_norm.num_features == old.stats_norm.num_features + 9
+    frag, glob = old.eval().example_inputs(2)
+    assert old(frag, glob)["score"].shape == (2,)
+
+
 def test_mscn_statistics_tell_noise_from_smooth_texture():
     head = FastHead(HeadConfig(frames_per_segment=1, fragment_size=56, global_size=32, width=4))
     g = torch.Generator().manual_seed(0)

@@ -10,7 +10,9 @@ Three pathways read them:
 
 * spatial: two small CNNs over the fragments and the global view of every ``spatial_stride``-th
   frame of the segment, plus natural-scene statistics of the fragments (MSCN coefficients, as
-  in BRISQUE, at two scales);
+  in BRISQUE, at two scales) and, from architecture 3 on, exposure and colour statistics of the
+  global view (brightness, contrast, clipped highlights and shadows, opponent-colour means and
+  spreads, chroma);
 * temporal: an early-fusion CNN over the luma of all ``K`` frames and their ``K - 1`` differences
   (it can see a motion stop, jump or reverse within the segment), plus scale-free statistics of the
   frame-to-frame change (relative step sizes, direction agreement of consecutive differences,
@@ -43,7 +45,8 @@ from ..sampling.plan import IMAGENET_MEAN, IMAGENET_STD, SamplingConfig
 DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", "stutter", "flicker", "shake")
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
 FORMAT_KEY = "vqametric.head"
-ARCH = 2          # architecture generation of FastHead; files of other generations are refused
+ARCH = 3          # architecture generation of new heads
+SUPPORTED_ARCHS = (2, 3)   # 2: no colour statistics; files of other generations are refused
 FRAGMENT_GRID = 7
 
 
@@ -61,9 +64,9 @@ class HeadConfig:
     arch: int = ARCH
 
     def __post_init__(self) -> None:
-        if self.arch != ARCH:
+        if self.arch not in SUPPORTED_ARCHS:
             raise WeightsNotFound(f"this head was built with head architecture {self.arch}; this vqametric "
-                                  f"runs architecture {ARCH}. Retrain it (docs/training-head.md) or use the "
+                                  f"runs architectures {SUPPORTED_ARCHS}. Retrain it (docs/training-head.md) or use the "
                                   "vqametric version it was trained with")
         if min(self.frames_per_segment, self.num_segments, self.width, self.spatial_stride) < 1:
             raise ValueError("frames_per_segment, num_segments, width and spatial_stride must be at least 1")
@@ -116,6 +119,8 @@ def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
 
 NSS_FEATURES = 2 * 7
 TEMPORAL_STATS = 7
+COLOUR_STATS = 9
+CLIP_KNEE = 0.04   # a channel within this of 0 or 1 counts (linearly) as clipped
 
 
 class FastHead(nn.Module):
@@ -132,9 +137,10 @@ class FastHead(nn.Module):
         # early fusion over K luma frames and K-1 differences at half the global size
         self.temporal_net = nn.Sequential(_conv_bn(2 * k - 1, 2 * w, 2), _Block(2 * w, 4 * w, 2),
                                           _Block(4 * w, 4 * w, 1), _Block(4 * w, 4 * w, 2))
-        self.stats_norm = nn.BatchNorm1d(NSS_FEATURES + TEMPORAL_STATS)
+        n_stats = NSS_FEATURES + TEMPORAL_STATS + (COLOUR_STATS if config.arch >= 3 else 0)
+        self.stats_norm = nn.BatchNorm1d(n_stats)
         cf, cg, ct = w * 8, w * 8, 4 * w
-        fused = 2 * cf + cg + ct + NSS_FEATURES + TEMPORAL_STATS
+        fused = 2 * cf + cg + ct + n_stats
         self.mlp = nn.Sequential(nn.Linear(fused, 4 * w), nn.Hardswish(), nn.Linear(4 * w, 4 * w), nn.Hardswish())
         self.score_out = nn.Linear(4 * w, 1)
         self.attribution_out = nn.Linear(4 * w, len(ATTRIBUTION_CLASSES))
@@ -145,6 +151,9 @@ class FastHead(nn.Module):
         self.register_buffer("luma_w", (luma * std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("luma_b", (luma * mean).sum().view(1, 1, 1, 1), persistent=False)
         self.register_buffer("window", _gaussian_window(), persistent=False)
+        self.register_buffer("rgb_w", std.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("rgb_b", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma_rgb", luma.view(1, 3, 1, 1), persistent=False)
 
     # ------------------------------------------------------------------------------------------
     def _luma(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,6 +201,26 @@ class FastHead(nn.Module):
         half = self._mscn_stats(F.avg_pool2d(y, 2))
         return torch.cat((full, half), 1).view(m, FRAGMENT_GRID * FRAGMENT_GRID, -1).mean(1)
 
+    def _colour_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """Exposure and colour statistics of ``(M, 3, S, S)`` normalised frames -> ``(M, 9)``.
+
+        On RGB in [0, 1]: mean and spread of luma (exposure, contrast); the share of pixels with a
+        channel clipped high and of pixels clipped dark (linear ramps over the last
+        :data:`CLIP_KNEE`, so they stay differentiable); mean and spread of the opponent channels
+        ``rg = R - G`` and ``yb = (R + G) / 2 - B`` (a cast moves the means, saturation scales the
+        spreads, as in Hasler and Suesstrunk's colourfulness); mean chroma ``max - min`` over channels.
+        """
+        rgb = x * self.rgb_w + self.rgb_b
+        y = (rgb * self.luma_rgb).sum(1)                                    # (M, S, S) luma
+        hi = ((rgb.amax(1) - (1.0 - CLIP_KNEE)) / CLIP_KNEE).clamp(0.0, 1.0)
+        lo = ((CLIP_KNEE - y) / CLIP_KNEE).clamp(0.0, 1.0)
+        r, g, b = rgb.unbind(1)
+        rg, yb = r - g, 0.5 * (r + g) - b
+        chroma = rgb.amax(1) - rgb.amin(1)
+        feats = [y.mean((1, 2)), y.flatten(1).std(1), hi.mean((1, 2)), lo.mean((1, 2)),
+                 rg.mean((1, 2)), yb.mean((1, 2)), rg.flatten(1).std(1), yb.flatten(1).std(1), chroma.mean((1, 2))]
+        return torch.stack(feats, 1)
+
     def _temporal(self, gv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Global views ``(N, K, 3, S, S)`` -> (fusion input ``(N, 2K-1, S/2, S/2)``, stats ``(N, 7)``)."""
         n, k = gv.shape[:2]
@@ -225,10 +254,14 @@ class FastHead(nn.Module):
         f = torch.cat((f.mean((2, 3)), f.flatten(2).std(2)), 1)             # mean and spread over patches
         f = f.view(n, ks, -1).mean(1)
         nss = self._nss(fr).view(n, ks, -1).mean(1)
-        g = self.global_net(global_view[:, ::s].flatten(0, 1)).mean((2, 3)).view(n, ks, -1).mean(1)
+        gs = global_view[:, ::s].flatten(0, 1)
+        g = self.global_net(gs).mean((2, 3)).view(n, ks, -1).mean(1)
         fusion, tstats = self._temporal(global_view)
         t = self.temporal_net(fusion).mean((2, 3))
-        stats = self.stats_norm(torch.cat((nss, tstats), 1))
+        parts = [nss, tstats]
+        if self.config.arch >= 3:
+            parts.append(self._colour_stats(gs).view(n, ks, -1).mean(1))
+        stats = self.stats_norm(torch.cat(parts, 1))
         h = self.mlp(torch.cat((f, g, t, stats), 1))
         return {
             "score": 1.0 + 4.0 * torch.sigmoid(self.score_out(h).squeeze(1)),

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
-    p.add_argument("--version", default="0.4.0", help="version string stored in the weights")
+    p.add_argument("--version", default="0.5.0", help="version string stored in the weights")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC and temporal consistency every N steps (0: never)")
     p.add_argument("--val-quick", type=int, default=150,
