@@ -136,7 +136,7 @@ def test_trainer_smoke(image_folder, tmp_path):
     out = tmp_path / "run"
     rc = main(["--data", str(image_folder), "--items-from-folder", "--out", str(out), "--steps", "2", "--groups", "2",
                "--width", "4", "--workers", "0", "--threads", "1", "--val-fraction", "0.5", "--val-every", "0",
-               "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter,x264", "--eval-temporal", "2",
+               "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter,x264,colour", "--eval-temporal", "2",
                "--log-every", "1"])
     assert rc == 0
     for name in ("head.onnx", "head.safetensors", "metrics.json", "train_log.jsonl"):
@@ -144,7 +144,12 @@ def test_trainer_smoke(image_folder, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["model"] == "vqametric-fast" and m["split"] == {"train": 4, "validation": 4, "seed": 0, "fraction": 0.5}
     ladders = m["validation"]["ladders"]
-    assert set(ladders["per_ladder"]) == {"blur", "stutter", "x264"}
+    assert set(ladders["per_ladder"]) == {"blur", "stutter", "x264", "colour"}
+    modes = ladders["colour_modes"]                 # each colour mode forced on the image
+    assert set(modes) == {"desaturate", "saturate", "tint"}
+    rows = np.asarray([modes[m]["mean_score_by_level"] for m in sorted(modes)])
+    assert rows.shape == (3, 6) and np.allclose(rows[:, 0], rows[0, 0])     # the same pristine clip
+    assert len({tuple(r) for r in rows[:, 1:].round(6)}) == 3                  # three different ladders
     for per in ladders["per_ladder"].values():      # one image: the mean by level is its own scores
         by_level = np.asarray(per["mean_score_by_level"])
         assert by_level.shape == (6,) and ((by_level >= 1) & (by_level <= 5)).all()

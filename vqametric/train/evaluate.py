@@ -7,8 +7,9 @@ frames per segment), i.e. exactly the inference path; with an ``.onnx`` path tha
 * ``quality``: SRCC / PLCC (after the 4-parameter logistic fit) / KRCC against ``1 + 4 * MOS``;
 * ``ladders``: per ladder of :data:`~vqametric.train.distortions.LADDERS`, the mean over images of
   Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
-  strictly with every level); optionally the SRCC between score and VMAF on the compression and
-  scaling ladders;
+  strictly with every level); with the colour ladder, the same for each colour mode forced on
+  every image (desaturate, saturate, tint); optionally the SRCC between score and VMAF on the
+  compression and scaling ladders;
 * ``temporal``: per VQAThinker perturbation, the fraction of images whose original clip scores
   strictly above its perturbed copy, and above it by at least 0.1.
 """
@@ -100,7 +101,10 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     strictly at every level, and the mean score at levels 0-5); with ``vmaf=True`` also, for the
     compression and scaling ladders (:data:`VMAF_LADDERS`), the agreement between the head's score
     and VMAF against the pristine clip: SRCC over all (image, level 1-5) pairs, and the mean
-    over images of the SRCC along each image's ladder."""
+    over images of the SRCC along each image's ladder. With ``"colour"`` among ``ladders``,
+    ``colour_modes`` holds the tau and mean score by level of each colour mode
+    (:data:`~vqametric.train.distortions.COLOUR_MODES`) forced on every image (the colour ladder
+    itself draws one mode per image)."""
     taus: dict[str, list[float]] = {name: [] for name in ladders}
     strict: dict[str, list[float]] = {name: [] for name in ladders}
     by_level: dict[str, list[np.ndarray]] = {name: [] for name in ladders}
@@ -108,6 +112,9 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     # per VMAF ladder, one row per image: the head's scores and VMAF at levels 1-5
     level_scores: dict[str, list[np.ndarray]] = {n: [] for n in vmaf_names}
     level_vmaf: dict[str, list[list[float]]] = {n: [] for n in vmaf_names}
+    modes = D.COLOUR_MODES if "colour" in ladders else ()
+    mode_taus: dict[str, list[float]] = {m: [] for m in modes}
+    mode_scores: dict[str, list[np.ndarray]] = {m: [] for m in modes}
     if vmaf_names:
         from .vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
@@ -118,6 +125,11 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
             taus[name].append(kendall_tau(np.arange(6), -s))
             strict[name].append(float(np.all(np.diff(s) < 0)))
             by_level[name].append(s)
+            if name == "colour":
+                for m in modes:
+                    sm = score_clips(scorer, [clip] + [D.colour(clip, lv, seed=seed + i, mode=m) for lv in D.LEVELS])
+                    mode_taus[m].append(kendall_tau(np.arange(6), -sm))
+                    mode_scores[m].append(sm)
             if name in level_vmaf:
                 level_scores[name].append(s[1:])
                 level_vmaf[name].append([vmaf_of(clip, d) for d in degraded])
@@ -129,6 +141,10 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     out = {"per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
            "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
            "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
+    if modes:
+        out["colour_modes"] = {m: {"tau": float(np.mean(mode_taus[m])),
+                                   "mean_score_by_level": [float(x) for x in np.mean(mode_scores[m], 0)]}
+                               for m in modes}
     if vmaf_names:
         out["vmaf_agreement"] = {}
         for n in vmaf_names:
