@@ -153,7 +153,6 @@ class FastHead(nn.Module):
         self.register_buffer("window", _gaussian_window(), persistent=False)
         self.register_buffer("rgb_w", std.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("rgb_b", mean.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("luma_rgb", luma.view(1, 3, 1, 1), persistent=False)
 
     # ------------------------------------------------------------------------------------------
     def _luma(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +210,7 @@ class FastHead(nn.Module):
         spreads, as in Hasler and Suesstrunk's colourfulness); mean chroma ``max - min`` over channels.
         """
         rgb = x * self.rgb_w + self.rgb_b
-        y = (rgb * self.luma_rgb).sum(1)                                    # (M, S, S) luma
+        y = self._luma(x)[:, 0]                                             # (M, S, S)
         hi = ((rgb.amax(1) - (1.0 - CLIP_KNEE)) / CLIP_KNEE).clamp(0.0, 1.0)
         lo = ((CLIP_KNEE - y) / CLIP_KNEE).clamp(0.0, 1.0)
         r, g, b = rgb.unbind(1)

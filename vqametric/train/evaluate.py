@@ -125,14 +125,13 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
             taus[name].append(kendall_tau(np.arange(6), -s))
             strict[name].append(float(np.all(np.diff(s) < 0)))
             by_level[name].append(s)
-            if name == "colour":
-                for m in modes:
-                    sm = score_clips(scorer, [clip] + [D.colour(clip, lv, seed=seed + i, mode=m) for lv in D.LEVELS])
-                    mode_taus[m].append(kendall_tau(np.arange(6), -sm))
-                    mode_scores[m].append(sm)
             if name in level_vmaf:
                 level_scores[name].append(s[1:])
                 level_vmaf[name].append([vmaf_of(clip, d) for d in degraded])
+        for m in modes:
+            s = score_clips(scorer, [clip] + [D.colour(clip, lv, seed=seed + i, mode=m) for lv in D.LEVELS])
+            mode_taus[m].append(kendall_tau(np.arange(6), -s))
+            mode_scores[m].append(s)
     per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name])),
                   "mean_score_by_level": [float(x) for x in np.mean(by_level[name], 0)]}
            for name, v in taus.items()}
