@@ -105,54 +105,50 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     ``colour_modes`` holds the tau and mean score by level of each colour mode
     (:data:`~vqametric.train.distortions.COLOUR_MODES`) forced on every image (the colour ladder
     itself draws one mode per image)."""
-    taus: dict[str, list[float]] = {name: [] for name in ladders}
-    strict: dict[str, list[float]] = {name: [] for name in ladders}
+    # one row per image: the head's scores at levels 0-5 (pristine first); tau and the rest derive from them
     by_level: dict[str, list[np.ndarray]] = {name: [] for name in ladders}
-    vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
-    # per VMAF ladder, one row per image: the head's scores and VMAF at levels 1-5
-    level_scores: dict[str, list[np.ndarray]] = {n: [] for n in vmaf_names}
-    level_vmaf: dict[str, list[list[float]]] = {n: [] for n in vmaf_names}
     modes = D.COLOUR_MODES if "colour" in ladders else ()
-    mode_taus: dict[str, list[float]] = {m: [] for m in modes}
     mode_scores: dict[str, list[np.ndarray]] = {m: [] for m in modes}
+    vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
+    level_vmaf: dict[str, list[list[float]]] = {n: [] for n in vmaf_names}     # VMAF at levels 1-5
     if vmaf_names:
         from .vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
         clip = eval_clip(i, load_image(it.path), seed)
         for name in ladders:
             degraded = [D.degrade(clip, name, lv, seed=seed + i) for lv in D.LEVELS]
-            s = score_clips(scorer, [clip] + degraded)
-            taus[name].append(kendall_tau(np.arange(6), -s))
-            strict[name].append(float(np.all(np.diff(s) < 0)))
-            by_level[name].append(s)
+            by_level[name].append(score_clips(scorer, [clip] + degraded))
             if name in level_vmaf:
-                level_scores[name].append(s[1:])
                 level_vmaf[name].append([vmaf_of(clip, d) for d in degraded])
         for m in modes:
-            s = score_clips(scorer, [clip] + [D.colour(clip, lv, seed=seed + i, mode=m) for lv in D.LEVELS])
-            mode_taus[m].append(kendall_tau(np.arange(6), -s))
-            mode_scores[m].append(s)
-    per = {name: {"tau": float(np.mean(v)), "strictly_decreasing": float(np.mean(strict[name])),
-                  "mean_score_by_level": [float(x) for x in np.mean(by_level[name], 0)]}
-           for name, v in taus.items()}
+            mode_scores[m].append(score_clips(scorer, [clip] + [D.colour(clip, lv, seed=seed + i, mode=m)
+                                                                for lv in D.LEVELS]))
+    per = {name: {**_ladder_summary(rows),
+                  "strictly_decreasing": float(np.mean(np.all(np.diff(rows, axis=1) < 0, axis=1)))}
+           for name, rows in by_level.items()}
     spatial = [per[n]["tau"] for n in ladders if n in D.SPATIAL_LADDERS]
     temporal = [per[n]["tau"] for n in ladders if n in D.TEMPORAL_LADDERS]
     out = {"per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
            "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
            "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
     if modes:
-        out["colour_modes"] = {m: {"tau": float(np.mean(mode_taus[m])),
-                                   "mean_score_by_level": [float(x) for x in np.mean(mode_scores[m], 0)]}
-                               for m in modes}
+        out["colour_modes"] = {m: _ladder_summary(rows) for m, rows in mode_scores.items()}
     if vmaf_names:
         out["vmaf_agreement"] = {}
         for n in vmaf_names:
-            sc, vm = np.asarray(level_scores[n]), np.asarray(level_vmaf[n])     # (images, 5)
+            sc, vm = np.asarray(by_level[n])[:, 1:], np.asarray(level_vmaf[n])     # (images, 5)
             out["vmaf_agreement"][n] = {
                 "srcc_pooled": srcc(sc.ravel(), vm.ravel()),
                 "srcc_within_image_mean": float(np.nanmean([srcc(a, b) for a, b in zip(sc, vm)])),
                 "vmaf_mean_by_level": [round(float(x), 2) for x in vm.mean(0)], "pairs": int(vm.size)}
     return out
+
+
+def _ladder_summary(rows: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Scores ``(images, 6)`` at levels 0-5 -> mean Kendall tau between level and minus the score,
+    and the mean score at each level."""
+    return {"tau": float(np.mean([kendall_tau(np.arange(6), -r) for r in rows])),
+            "mean_score_by_level": [float(x) for x in np.mean(rows, 0)]}
 
 
 TEMPORAL_MARGIN = 0.1   # MOS units: a win by at least this much is a clear preference
