@@ -137,7 +137,7 @@ def test_trainer_smoke(image_folder, tmp_path):
     rc = main(["--data", str(image_folder), "--items-from-folder", "--out", str(out), "--steps", "2", "--groups", "2",
                "--width", "4", "--workers", "0", "--threads", "1", "--val-fraction", "0.5", "--val-every", "0",
                "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter,x264,colour", "--eval-temporal", "2",
-               "--log-every", "1"])
+               "--log-every", "1", "--spatial-stride", "4"])
     assert rc == 0
     for name in ("head.onnx", "head.safetensors", "metrics.json", "train_log.jsonl"):
         assert (out / name).is_file(), name
@@ -168,6 +168,7 @@ def test_trainer_smoke(image_folder, tmp_path):
 
     meta = read_head_metadata(str(out / "head.onnx"))
     assert meta["name"] == "vqametric-fast" and meta["sampling"]["frames_per_segment"] == 4
+    assert meta["head"]["spatial_stride"] == 4 and meta["head"]["width"] == 4
     res = vqametric.score(moving_frames(12, 96, 128), model=str(out / "head.onnx"))
     assert 1.0 <= res.score <= 5.0
     assert os.path.getsize(out / "head.onnx") < 20 * 2 ** 20

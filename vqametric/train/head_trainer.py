@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     p.add_argument("--width", type=int, default=HeadConfig.width, help="HeadConfig.width")
+    p.add_argument("--spatial-stride", type=int, default=HeadConfig.spatial_stride,
+                   help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
     p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
@@ -171,7 +173,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     train_items, val_items = load_split(args)
 
-    head = FastHead(HeadConfig(width=args.width))
+    head = FastHead(HeadConfig(width=args.width, spatial_stride=args.spatial_stride))
     sampling = head.sampling_config()
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
                         image_groups=args.image_groups, p_temporal=args.p_temporal,
