@@ -194,3 +194,30 @@ def test_training_is_repeatable_bit_for_bit(image_folder, tmp_path, monkeypatch)
         files[name] = (tmp_path / name / "head.safetensors").read_bytes()
     assert files["a"] == files["b"]
     assert files["a"] != files["c"]
+
+
+def test_quality_report_per_subset(image_folder):
+    """BIQ2021 names start with their subset: the report gives SRCC, MOS and prediction means per subset."""
+    import torch
+
+    from vqametric.train.data import ImageItem
+    from vqametric.train.evaluate import evaluate_quality
+
+    class Brightness:       # a stand-in scorer: 1 + 4 * mean brightness of each clip
+        def score(self, clips):
+            return torch.tensor([1 + 4 * float(np.mean(c)) / 255 for c in clips]), None
+
+    paths = sorted(image_folder.glob("*.png"))
+    items = [ImageItem(f"ss0{1 + i // 20} ({i}).jpg", str(paths[i % len(paths)]), 1.0 + (i % 20) / 5, 0.0)
+             for i in range(40)]
+    rep = evaluate_quality(Brightness(), items)
+    assert set(rep["by_subset"]) == {"ss01", "ss02"}
+    for name, sub in rep["by_subset"].items():
+        ix = range(0, 20) if name == "ss01" else range(20, 40)
+        mos = np.array([items[i].mos for i in ix])
+        assert sub["n"] == 20 and sub["mos_mean"] == pytest.approx(mos.mean())
+        assert sub["mos_std"] == pytest.approx(mos.std())
+        assert 1.0 <= sub["pred_mean"] <= 5.0
+    # equal-sized subsets: the overall mean prediction is the mean of theirs
+    means = [sub["pred_mean"] for sub in rep["by_subset"].values()]
+    assert rep["pred_mean"] == pytest.approx(np.mean(means), rel=1e-5)

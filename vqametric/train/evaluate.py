@@ -5,6 +5,8 @@ scored by :class:`~vqametric.backends.fast.FastScorer` with the head's own sampl
 frames per segment), i.e. exactly the inference path; with an ``.onnx`` path that is the shipped ONNX file.
 
 * ``quality``: SRCC / PLCC (after the 4-parameter logistic fit) / KRCC against ``1 + 4 * MOS``;
+  for BIQ2021 also per subset (``ss01``, ``ss02``, ``ss03``): SRCC, MOS mean and spread, and the
+  mean prediction (a subset scored too high or too low as a whole shows there);
 * ``ladders``: per ladder of :data:`~vqametric.train.distortions.LADDERS`, the mean over images of
   Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
   strictly with every level); with the colour ladder, the same for each colour mode forced on
@@ -86,8 +88,9 @@ def evaluate_quality(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[
     for i, it in enumerate(items):
         groups.setdefault(it.name.split(" ")[0], []).append(i)
     if len(groups) > 1:      # BIQ2021 names start with their subset: ss01, ss02, ss03
-        rep["by_subset"] = {g: {"srcc": srcc(pred[ix], np.asarray(mos)[ix]), "n": len(ix),
-                                "mos_std": float(np.std(np.asarray(mos)[ix]))}
+        m = np.asarray(mos)
+        rep["by_subset"] = {g: {"srcc": srcc(pred[ix], m[ix]), "n": len(ix), "mos_mean": float(m[ix].mean()),
+                                "mos_std": float(m[ix].std()), "pred_mean": float(pred[ix].mean())}
                             for g, ix in sorted(groups.items()) if len(ix) >= 20}
     return rep
 
