@@ -128,6 +128,11 @@ def test_spatial_weights_option(capsys):
         with pytest.raises(SystemExit):
             parse("--spatial-weights", bad)
         assert "--spatial-weights" in capsys.readouterr().err
+    assert parse().spatial_stride == 2 and parse("--spatial-stride", "4").spatial_stride == 4
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            parse("--spatial-stride", bad)
+        assert "--spatial-stride" in capsys.readouterr().err
 
 
 def test_trainer_smoke(image_folder, tmp_path):

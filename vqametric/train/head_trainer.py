@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     p.add_argument("--width", type=int, default=HeadConfig.width, help="HeadConfig.width")
-    p.add_argument("--spatial-stride", type=int, default=HeadConfig.spatial_stride,
+    p.add_argument("--spatial-stride", type=positive_int, default=HeadConfig.spatial_stride,
                    help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
@@ -109,6 +109,17 @@ def parse_weights(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"weight {w} of {name!r} must be finite and at least 0")
         out[name] = w
     return out
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (an argparse ``type``: a bad value is reported with the option's name)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+    return v
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
