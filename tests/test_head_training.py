@@ -129,10 +129,11 @@ def test_spatial_weights_option(capsys):
             parse("--spatial-weights", bad)
         assert "--spatial-weights" in capsys.readouterr().err
     assert parse().spatial_stride == 2 and parse("--spatial-stride", "4").spatial_stride == 4
-    for bad in ("0", "-1", "two"):
-        with pytest.raises(SystemExit):
-            parse("--spatial-stride", bad)
-        assert "--spatial-stride" in capsys.readouterr().err
+    for option in ("--spatial-stride", "--width"):      # both HeadConfig sizes, refused before any data is read
+        for bad in ("0", "-1", "two"):
+            with pytest.raises(SystemExit):
+                parse(option, bad)
+            assert option in capsys.readouterr().err
 
 
 def test_trainer_smoke(image_folder, tmp_path):

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    p.add_argument("--width", type=int, default=HeadConfig.width, help="HeadConfig.width")
+    p.add_argument("--width", type=positive_int, default=HeadConfig.width, help="HeadConfig.width")
     p.add_argument("--spatial-stride", type=positive_int, default=HeadConfig.spatial_stride,
                    help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
