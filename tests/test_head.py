@@ -1,4 +1,5 @@
 """Fast head: torch vs ONNX Runtime parity, safetensors round trip, refusing unsafe weights."""
+import math
 import os
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from vqametric.backends import DISTORTIONS, FastHead, HeadConfig, load_head, save_head
-from vqametric.backends.head import read_head_metadata
+from vqametric.backends.head import TEMPORAL_STATS, read_head_metadata
 from vqametric.backends.onnx_runtime import OnnxHead
 from vqametric.errors import WeightsNotFound
 from vqametric.registry import card_from_weights
@@ -222,12 +223,56 @@ def test_colour_stats_follow_the_colour_ladder():
     assert 0.02 < cast[2] < cast[5]
 
 
-def test_architecture_2_heads_have_no_colour_stats():
-    old = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4, arch=2))
-    new = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4))
-    assert new.stats_norm.num_features == old.stats_norm.num_features + 9
-    frag, glob = old.eval().example_inputs(2)
-    assert old(frag, glob)["score"].shape == (2,)
+@pytest.mark.parametrize("arch,extra", [(2, 0), (3, 9), (4, 9 + 3)])
+def test_each_architecture_has_its_statistics(arch, extra):
+    """2: MSCN and temporal statistics only; 3 adds 9 colour statistics; 4 adds blockiness (2)
+    and the share of still steps (1). Files of every supported generation still run."""
+    base = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4, arch=2))
+    head = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4, arch=arch))
+    assert head.stats_norm.num_features == base.stats_norm.num_features + extra
+    frag, glob = head.eval().example_inputs(2)
+    assert head(frag, glob)["score"].shape == (2,)
+
+
+def _blockiness(luma: torch.Tensor) -> list[float]:
+    """Blockiness ``[horizontal, vertical]`` of one fragment whose luma is ``luma`` ``(224, 224)``."""
+    head = FastHead(HeadConfig(frames_per_segment=1, width=4))
+    return head._blockiness(_normalised(luma.expand(3, -1, -1))[None])[0].tolist()
+
+
+def test_blockiness_worked_by_hand():
+    """Columns constant in blocks of 8, stepping by 0.1 at every 8th boundary: per 32-px patch the
+    24 boundaries measured hold 3 steps at one phase, so the phase means are 0.1 and 0 (x7):
+    log((0.1 + 1e-3) / (0.1 / 8 + 1e-3)) = log(101 / 13.5); rows are constant: log(1) = 0."""
+    cols = (torch.arange(224) // 8 % 2).float() * 0.1 + 0.4
+    h, v = _blockiness(cols.expand(224, -1))
+    assert h == pytest.approx(math.log(0.101 / 0.0135), abs=1e-3)
+    assert v == pytest.approx(0.0, abs=1e-6)
+    hv, vv = _blockiness(cols.expand(224, -1).T.contiguous())        # the same grid turned: rows block
+    assert (hv, vv) == pytest.approx((0.0, h), abs=1e-3)
+
+
+def test_blockiness_needs_no_grid_alignment_and_ignores_smooth_and_noisy_content():
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.rand(28, 28, generator=g).repeat_interleave(8, 0).repeat_interleave(8, 1) * 0.5 + 0.25
+    aligned = _blockiness(blocks)
+    shifted = _blockiness(torch.roll(blocks, (3, 5), (0, 1)))          # the grid at another phase
+    assert min(aligned) > 1.0 and shifted == pytest.approx(aligned, abs=0.15)
+    noise = _blockiness(0.5 + 0.1 * torch.randn(224, 224, generator=g))
+    ramp = _blockiness(torch.linspace(0.2, 0.8, 224).expand(224, -1))
+    assert max(map(abs, noise)) < 0.15 and max(map(abs, ramp)) < 0.01
+
+
+def test_still_share_counts_repeated_frames():
+    """Share of still steps (the 8th temporal statistic): none in a steady pan, 1 of 3 steps when
+    one frame is held twice, 2 of 3 when one is held three times."""
+    head = FastHead(HeadConfig(frames_per_segment=4, fragment_size=56, global_size=64, width=4))
+    tex = torch.rand(1, 1, 64, 120, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        tex = torch.nn.functional.avg_pool2d(tex, 7, 1, 3, count_include_pad=False)
+    share = [head._temporal(_pan(tex[0, 0], pos)[None])[1][0, TEMPORAL_STATS].item()
+             for pos in ([0, 1, 2, 3], [0, 1, 1, 2], [0, 0, 0, 1])]
+    assert share == pytest.approx([0.0, 1 / 3, 2 / 3], abs=1e-3)
 
 
 def test_mscn_statistics_tell_noise_from_smooth_texture():

@@ -45,8 +45,8 @@ from ..sampling.plan import IMAGENET_MEAN, IMAGENET_STD, SamplingConfig
 DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", "stutter", "flicker", "shake")
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
 FORMAT_KEY = "vqametric.head"
-ARCH = 3          # architecture generation of new heads
-SUPPORTED_ARCHS = (2, 3)   # 2: no colour statistics; files of other generations are refused
+ARCH = 4          # architecture generation of new heads
+SUPPORTED_ARCHS = (2, 3, 4)   # 2: no colour statistics; 3: no blockiness or still-step statistics
 FRAGMENT_GRID = 7
 
 
@@ -120,6 +120,9 @@ def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
 NSS_FEATURES = 2 * 7
 TEMPORAL_STATS = 7
 COLOUR_STATS = 9
+EXTRA_STATS = 3    # architecture 4: horizontal and vertical blockiness, share of still steps
+BLOCK = 8          # period of the blockiness statistic (JPEG, MPEG-2 and most H.264 transforms)
+STILL_REL = 0.25   # a frame step below this share of the segment's mean step counts (linearly) as still
 CLIP_KNEE = 0.04   # a channel within this of 0 or 1 counts (linearly) as clipped
 
 
@@ -137,7 +140,8 @@ class FastHead(nn.Module):
         # early fusion over K luma frames and K-1 differences at half the global size
         self.temporal_net = nn.Sequential(_conv_bn(2 * k - 1, 2 * w, 2), _Block(2 * w, 4 * w, 2),
                                           _Block(4 * w, 4 * w, 1), _Block(4 * w, 4 * w, 2))
-        n_stats = NSS_FEATURES + TEMPORAL_STATS + (COLOUR_STATS if config.arch >= 3 else 0)
+        n_stats = (NSS_FEATURES + TEMPORAL_STATS + (COLOUR_STATS if config.arch >= 3 else 0)
+                   + (EXTRA_STATS if config.arch >= 4 else 0))
         self.stats_norm = nn.BatchNorm1d(n_stats)
         cf, cg, ct = w * 8, w * 8, 4 * w
         fused = 2 * cf + cg + ct + n_stats
@@ -189,16 +193,42 @@ class FastHead(nn.Module):
         ]
         return torch.stack(feats, 1)
 
-    def _nss(self, frag: torch.Tensor) -> torch.Tensor:
-        """Fragments ``(M, 3, F, F)`` -> ``(M, 14)``: MSCN statistics of each patch, averaged over
-        the grid, at full and half resolution."""
+    def _patches(self, frag: torch.Tensor) -> torch.Tensor:
+        """Fragments ``(M, 3, F, F)`` -> luma patches ``(M * G * G, 1, P, P)``, ``G`` =
+        :data:`FRAGMENT_GRID`, ``P = F / G``, patch-major per fragment."""
         m, f = frag.shape[0], frag.shape[-1]
         p = f // FRAGMENT_GRID
         y = self._luma(frag).view(m, FRAGMENT_GRID, p, FRAGMENT_GRID, p).permute(0, 1, 3, 2, 4)
-        y = y.reshape(m * FRAGMENT_GRID * FRAGMENT_GRID, 1, p, p)
+        return y.reshape(m * FRAGMENT_GRID * FRAGMENT_GRID, 1, p, p)
+
+    def _nss(self, frag: torch.Tensor) -> torch.Tensor:
+        """Fragments ``(M, 3, F, F)`` -> ``(M, 14)``: MSCN statistics of each patch, averaged over
+        the grid, at full and half resolution."""
+        y = self._patches(frag)
         full = self._mscn_stats(y)
         half = self._mscn_stats(F.avg_pool2d(y, 2))
-        return torch.cat((full, half), 1).view(m, FRAGMENT_GRID * FRAGMENT_GRID, -1).mean(1)
+        return torch.cat((full, half), 1).view(frag.shape[0], FRAGMENT_GRID * FRAGMENT_GRID, -1).mean(1)
+
+    def _blockiness(self, frag: torch.Tensor) -> torch.Tensor:
+        """Fragments ``(M, 3, F, F)`` -> ``(M, 2)``: horizontal and vertical blockiness.
+
+        In each patch the mean absolute luma step across column (row) boundaries is taken per
+        boundary phase modulo :data:`BLOCK`; the statistic is ``log((max + e) / (mean + e))`` over
+        the phases, ``e = 1e-3``, averaged over the patches. A block grid raises the steps at one
+        phase, whatever the patch's offset in the frame (fragment patches sit anywhere), so it
+        needs no alignment; smooth or noisy content gives about 0. Patches narrower than
+        ``BLOCK + 1`` pixels give 0.
+        """
+        y = self._patches(frag)
+        m, p = frag.shape[0], y.shape[-1]
+        periods = (p - 1) // BLOCK
+        if periods < 1:
+            return frag.new_zeros(m, 2)
+        n = periods * BLOCK
+        dh = (y[..., :, 1:n + 1] - y[..., :, :n]).abs().reshape(y.shape[0], p, periods, BLOCK).mean((1, 2))
+        dv = (y[..., 1:n + 1, :] - y[..., :n, :]).abs().reshape(y.shape[0], periods, BLOCK, p).mean((1, 3))
+        feats = [torch.log((d.amax(1) + 1e-3) / (d.mean(1) + 1e-3)) for d in (dh, dv)]
+        return torch.stack(feats, 1).view(m, FRAGMENT_GRID * FRAGMENT_GRID, 2).mean(1)
 
     def _colour_stats(self, x: torch.Tensor) -> torch.Tensor:
         """Exposure and colour statistics of ``(M, 3, S, S)`` normalised frames -> ``(M, 9)``.
@@ -221,13 +251,19 @@ class FastHead(nn.Module):
         return torch.stack(feats, 1)
 
     def _temporal(self, gv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global views ``(N, K, 3, S, S)`` -> (fusion input ``(N, 2K-1, S/2, S/2)``, stats ``(N, 7)``)."""
+        """Global views ``(N, K, 3, S, S)`` -> (fusion input ``(N, 2K-1, S/2, S/2)``, stats ``(N, 8)``).
+
+        The first :data:`TEMPORAL_STATS` columns are the statistics of every architecture; the
+        last, used from architecture 4 on, is the share of still steps (a step below
+        :data:`STILL_REL` of the segment's mean step, counted linearly): a frame held twice
+        stills half of the steps, held three times two thirds.
+        """
         n, k = gv.shape[:2]
         y = self._luma(gv.flatten(0, 1))
         y = F.avg_pool2d(y, 2).view(n, k, y.shape[-2] // 2, y.shape[-1] // 2)
         lum = y.mean((2, 3))                                                # (N, K) brightness
         if k == 1:
-            return y, y.new_zeros(n, TEMPORAL_STATS)
+            return y, y.new_zeros(n, TEMPORAL_STATS + 1)
         d = y[:, 1:] - y[:, :-1]                                            # (N, K-1, s, s)
         mag = d.abs().mean((2, 3))                                          # (N, K-1) step sizes
         mu = mag.mean(1, keepdim=True)
@@ -239,8 +275,9 @@ class FastHead(nn.Module):
         else:
             cos_min = cos_mean = mag.new_zeros(n)
         dl = (lum[:, 1:] - lum[:, :-1]).abs()
+        still = ((STILL_REL - rel) / STILL_REL).clamp(0.0, 1.0).mean(1)
         stats = torch.stack((torch.log(mu.squeeze(1) + 1e-3), rel.amin(1), rel.amax(1), cos_min, cos_mean,
-                             dl.amax(1) / (mu.squeeze(1) + 1e-2), lum.std(1)), 1)
+                             dl.amax(1) / (mu.squeeze(1) + 1e-2), lum.std(1), still), 1)
         return torch.cat((y, d), 1), stats
 
     def forward(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -257,9 +294,11 @@ class FastHead(nn.Module):
         g = self.global_net(gs).mean((2, 3)).view(n, ks, -1).mean(1)
         fusion, tstats = self._temporal(global_view)
         t = self.temporal_net(fusion).mean((2, 3))
-        parts = [nss, tstats]
+        parts = [nss, tstats[:, :TEMPORAL_STATS]]
         if self.config.arch >= 3:
             parts.append(self._colour_stats(gs).view(n, ks, -1).mean(1))
+        if self.config.arch >= 4:
+            parts += [self._blockiness(fr).view(n, ks, -1).mean(1), tstats[:, TEMPORAL_STATS:]]
         stats = self.stats_norm(torch.cat(parts, 1))
         h = self.mlp(torch.cat((f, g, t, stats), 1))
         return {
