@@ -10,13 +10,14 @@ Three pathways read them:
 
 * spatial: two small CNNs over the fragments and the global view of every ``spatial_stride``-th
   frame of the segment, plus natural-scene statistics of the fragments (MSCN coefficients, as
-  in BRISQUE, at two scales) and, from architecture 3 on, exposure and colour statistics of the
+  in BRISQUE, at two scales), from architecture 3 on exposure and colour statistics of the
   global view (brightness, contrast, clipped highlights and shadows, opponent-colour means and
-  spreads, chroma);
+  spreads, chroma), and from architecture 4 on the blockiness of the fragment patches;
 * temporal: an early-fusion CNN over the luma of all ``K`` frames and their ``K - 1`` differences
   (it can see a motion stop, jump or reverse within the segment), plus scale-free statistics of the
   frame-to-frame change (relative step sizes, direction agreement of consecutive differences,
-  brightness steps) for stutter, freezes, dropped frames, flicker and shake.
+  brightness steps; from architecture 4 on the share of still steps) for stutter, freezes,
+  dropped frames, flicker and shake.
 
 ``N`` counts segments (of one or many clips). Outputs per segment:
 
