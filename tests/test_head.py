@@ -234,6 +234,22 @@ def test_each_architecture_has_its_statistics(arch, extra):
     assert head(frag, glob)["score"].shape == (2,)
 
 
+def test_architecture_4_exports_to_onnx_and_matches_torch(tmp_path):
+    from vqametric.backends.onnx_runtime import export_onnx
+
+    torch.manual_seed(0)
+    head = FastHead(HeadConfig(frames_per_segment=4, fragment_size=112, global_size=64, width=8,
+                               spatial_stride=2, arch=4)).eval()
+    path = str(tmp_path / "arch4.onnx")
+    export_onnx(head, path, head.sampling_config(), name="arch4")
+    frag, glob = head.example_inputs(3)
+    got = OnnxHead(path)(frag, glob)
+    with torch.no_grad():
+        want = head(frag, glob)
+    for k in ("score", "attribution", "severity"):
+        assert (got[k] - want[k]).abs().max().item() < 1e-4, k
+
+
 def _blockiness(luma: torch.Tensor) -> list[float]:
     """Blockiness ``[horizontal, vertical]`` of one fragment whose luma is ``luma`` ``(224, 224)``."""
     head = FastHead(HeadConfig(frames_per_segment=1, width=4))

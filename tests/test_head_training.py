@@ -134,6 +134,10 @@ def test_spatial_weights_option(capsys):
             with pytest.raises(SystemExit):
                 parse(option, bad)
             assert option in capsys.readouterr().err
+    assert parse().arch == 3 and parse("--arch", "4").arch == 4
+    with pytest.raises(SystemExit):
+        parse("--arch", "1")
+    assert "--arch" in capsys.readouterr().err
 
 
 def test_trainer_smoke(image_folder, tmp_path):

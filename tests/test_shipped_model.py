@@ -37,7 +37,7 @@ def test_onnx_and_torch_agree_on_the_shipped_weights(metrics, scene):
     assert (a - b).abs().max().item() < 1e-3
 
 
-@pytest.mark.parametrize("name,level", [("blur", 4), ("scaling", 4), ("noise", 5), ("x264", 4),
+@pytest.mark.parametrize("name,level", [("blur", 4), ("scaling", 4), ("noise", 5), ("x264", 4), ("jpeg", 3),
                                         ("stutter", 2), ("freeze", 4), ("flicker", 3)])
 def test_pristine_scores_above_its_degraded_copy(metrics, scene, name, level):
     m = metrics["onnx"]

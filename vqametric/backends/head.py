@@ -46,8 +46,8 @@ from ..sampling.plan import IMAGENET_MEAN, IMAGENET_STD, SamplingConfig
 DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", "stutter", "flicker", "shake")
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
 FORMAT_KEY = "vqametric.head"
-ARCH = 4          # architecture generation of new heads
-SUPPORTED_ARCHS = (2, 3, 4)   # 2: no colour statistics; 3: no blockiness or still-step statistics
+ARCH = 3          # architecture generation of new heads unless asked (HeadConfig.arch)
+SUPPORTED_ARCHS = (2, 3, 4)   # 2: no colour statistics; 4 adds blockiness and still-step statistics
 FRAGMENT_GRID = 7
 
 

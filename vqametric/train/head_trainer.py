@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..backends.head import FastHead, HeadConfig, save_head
+from ..backends.head import ARCH, SUPPORTED_ARCHS, FastHead, HeadConfig, save_head
 from . import losses as L
 from .data import GroupBatches, ImageItem, read_biq2021_train, split_train_val
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=positive_int, default=HeadConfig.width, help="HeadConfig.width")
     p.add_argument("--spatial-stride", type=positive_int, default=HeadConfig.spatial_stride,
                    help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment")
+    p.add_argument("--arch", type=int, choices=SUPPORTED_ARCHS, default=ARCH,
+                   help="head architecture (HeadConfig.arch): 4 adds blockiness and still-step statistics")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
     p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
@@ -184,7 +186,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     train_items, val_items = load_split(args)
 
-    head = FastHead(HeadConfig(width=args.width, spatial_stride=args.spatial_stride))
+    head = FastHead(HeadConfig(width=args.width, spatial_stride=args.spatial_stride, arch=args.arch))
     sampling = head.sampling_config()
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
                         image_groups=args.image_groups, p_temporal=args.p_temporal,
