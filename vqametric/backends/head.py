@@ -256,8 +256,8 @@ class FastHead(nn.Module):
 
         The first :data:`TEMPORAL_STATS` columns are the statistics of every architecture; the
         last, used from architecture 4 on, is the share of still steps (a step below
-        :data:`STILL_REL` of the segment's mean step, counted linearly): a frame held twice
-        stills half of the steps, held three times two thirds.
+        :data:`STILL_REL` of the segment's mean step, counted linearly): with every frame held
+        twice about half of the steps are still, held three times two thirds.
         """
         n, k = gv.shape[:2]
         y = self._luma(gv.flatten(0, 1))
