@@ -202,16 +202,16 @@ class FastHead(nn.Module):
         y = self._luma(frag).view(m, FRAGMENT_GRID, p, FRAGMENT_GRID, p).permute(0, 1, 3, 2, 4)
         return y.reshape(m * FRAGMENT_GRID * FRAGMENT_GRID, 1, p, p)
 
-    def _nss(self, frag: torch.Tensor) -> torch.Tensor:
-        """Fragments ``(M, 3, F, F)`` -> ``(M, 14)``: MSCN statistics of each patch, averaged over
-        the grid, at full and half resolution."""
-        y = self._patches(frag)
+    def _nss(self, y: torch.Tensor) -> torch.Tensor:
+        """Luma patches of ``M`` fragments (:meth:`_patches`) -> ``(M, 14)``: MSCN statistics of
+        each patch, averaged over the grid, at full and half resolution."""
         full = self._mscn_stats(y)
         half = self._mscn_stats(F.avg_pool2d(y, 2))
-        return torch.cat((full, half), 1).view(frag.shape[0], FRAGMENT_GRID * FRAGMENT_GRID, -1).mean(1)
+        return torch.cat((full, half), 1).view(-1, FRAGMENT_GRID * FRAGMENT_GRID, 2 * full.shape[1]).mean(1)
 
-    def _blockiness(self, frag: torch.Tensor) -> torch.Tensor:
-        """Fragments ``(M, 3, F, F)`` -> ``(M, 2)``: horizontal and vertical blockiness.
+    def _blockiness(self, y: torch.Tensor) -> torch.Tensor:
+        """Luma patches of ``M`` fragments (:meth:`_patches`) -> ``(M, 2)``: horizontal and
+        vertical blockiness.
 
         In each patch the mean absolute luma step across column (row) boundaries is taken per
         boundary phase modulo :data:`BLOCK`; the statistic is ``log((max + e) / (mean + e))`` over
@@ -220,11 +220,10 @@ class FastHead(nn.Module):
         needs no alignment; smooth or noisy content gives about 0. Patches narrower than
         ``BLOCK + 1`` pixels give 0.
         """
-        y = self._patches(frag)
-        m, p = frag.shape[0], y.shape[-1]
+        m, p = y.shape[0] // (FRAGMENT_GRID * FRAGMENT_GRID), y.shape[-1]
         periods = (p - 1) // BLOCK
         if periods < 1:
-            return frag.new_zeros(m, 2)
+            return y.new_zeros(m, 2)
         n = periods * BLOCK
         dh = (y[..., :, 1:n + 1] - y[..., :, :n]).abs().reshape(y.shape[0], p, periods, BLOCK).mean((1, 2))
         dv = (y[..., 1:n + 1, :] - y[..., :n, :]).abs().reshape(y.shape[0], periods, BLOCK, p).mean((1, 3))
@@ -290,7 +289,8 @@ class FastHead(nn.Module):
         f = self.fragment_net(fr)                                           # (N*Ks, C, 7, 7)
         f = torch.cat((f.mean((2, 3)), f.flatten(2).std(2)), 1)             # mean and spread over patches
         f = f.view(n, ks, -1).mean(1)
-        nss = self._nss(fr).view(n, ks, -1).mean(1)
+        patches = self._patches(fr)                                         # luma, shared by two statistics
+        nss = self._nss(patches).view(n, ks, -1).mean(1)
         gs = global_view[:, ::s].flatten(0, 1)
         g = self.global_net(gs).mean((2, 3)).view(n, ks, -1).mean(1)
         fusion, tstats = self._temporal(global_view)
@@ -299,7 +299,7 @@ class FastHead(nn.Module):
         if self.config.arch >= 3:
             parts.append(self._colour_stats(gs).view(n, ks, -1).mean(1))
         if self.config.arch >= 4:
-            parts += [self._blockiness(fr).view(n, ks, -1).mean(1), tstats[:, TEMPORAL_STATS:]]
+            parts += [self._blockiness(patches).view(n, ks, -1).mean(1), tstats[:, TEMPORAL_STATS:]]
         stats = self.stats_norm(torch.cat(parts, 1))
         h = self.mlp(torch.cat((f, g, t, stats), 1))
         return {
