@@ -141,6 +141,7 @@ SPATIAL_WEIGHTS = {"blur": 1.0, "noise": 1.0, "jpeg": 1.0, "x264": 1.0, "x265": 
                    "exposure": 0.6, "colour": 0.6}
 TEMPORAL_KINDS = ("stutter", "freeze", "frame_drop", "flicker", "shake", "shuffle", "local_shuffle", "jitter",
                   "duplicate", "black")   # "reverse" is left out of training: see docs/training-head.md
+RESAMPLE_RANGE = (0.6, 0.85)   # shrink factors of grid-free pristine sources (make_group's p_resample)
 INDEX_LADDERS = {"stutter": D.stutter_indices, "freeze": D.freeze_indices, "frame_drop": D.drop_indices}
 
 
@@ -181,13 +182,24 @@ def _severity_row(cls: str | None, value: float) -> torch.Tensor:
 def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: int,
                p_temporal: float = 0.4, p_zoom: float = 0.25, num_frames: int = CLIP_FRAMES,
                kind: str | None = None, distortion: str | None = None, temporal_levels: int = 1,
-               spatial_weights: dict[str, float] | None = None) -> Group:
+               spatial_weights: dict[str, float] | None = None, p_resample: float = 0.0,
+               resample_range: tuple[float, float] = RESAMPLE_RANGE) -> Group:
     """One training group from an image (see the module docstring); fully determined by ``seed``.
 
     ``temporal_levels=2``: a temporal ladder (:data:`~vqametric.train.distortions.TEMPORAL_LADDERS`)
     gives two perturbed rows at levels ``a < b`` (known order pristine > a > b), like a spatial
     ladder; the other perturbations keep one row. ``spatial_weights``: sampling weight per spatial
-    ladder (default :data:`SPATIAL_WEIGHTS`)."""
+    ladder (default :data:`SPATIAL_WEIGHTS`). ``p_resample``: the share of groups (image-only
+    groups excepted) whose image is first shrunk by a factor drawn uniformly from
+    ``resample_range`` (:func:`~vqametric.train.distortions.downsample_image`), so that some
+    pristine sources have no JPEG block grid; drawn from its own stream, so ``p_resample=0``
+    leaves every other draw as it was."""
+    info: dict[str, Any] = {}
+    if p_resample > 0 and kind != "image":
+        rrng = np.random.default_rng([seed, 1])
+        if rrng.random() < p_resample:
+            info["resampled"] = float(rrng.uniform(*resample_range))
+            image = D.downsample_image(image, info["resampled"])
     rng = np.random.default_rng(seed)
     motion = "zoom" if rng.random() < p_zoom else "pan"
     clip = D.make_clip_from_image(image, num_frames, motion, seed=int(rng.integers(2 ** 31)))
@@ -199,7 +211,7 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
     if kind == "image":
         views = frames_to_views(clip[segment_sources(plan, seg)], plan)
         return Group(views["fragments"], views["global_view"], mos, "image", "none", (0,), [0],
-                     _severity_row(None, 0)[None], [True], {"motion": motion, "segment": seg})
+                     _severity_row(None, 0)[None], [True], {"motion": motion, "segment": seg, **info})
     if kind == "spatial":
         names = list(SPATIAL_WEIGHTS)
         if distortion is None:
@@ -219,7 +231,7 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
         return Group(views["fragments"], views["global_view"], mos, "spatial", distortion, (0, a, b),
                      [0, _class_index(cls), _class_index(cls)],
                      torch.stack([_severity_row(None, 0), _severity_row(cls, a / 5), _severity_row(cls, b / 5)]),
-                     [True, True, True], {"motion": motion, "segment": seg})
+                     [True, True, True], {"motion": motion, "segment": seg, **info})
     if kind != "temporal":
         raise ValueError(f"kind must be 'spatial', 'temporal' or 'image', got {kind!r}")
     if distortion is None:
@@ -242,7 +254,7 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
     return Group(views["fragments"], views["global_view"], mos, "temporal", distortion, (0, *used),
                  [0] + [_class_index(c) for c in classes],
                  torch.stack([_severity_row(None, 0)] + [_severity_row(c, v) for c, v in zip(classes, sevs)]),
-                 [True, *masks], {"motion": motion, "segment": seg})
+                 [True, *masks], {"motion": motion, "segment": seg, **info})
 
 
 def _temporal_row(clip: np.ndarray, plan, sampling: SamplingConfig, seg: int, distortion: str, level: int,

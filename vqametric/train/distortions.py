@@ -486,6 +486,25 @@ def _even(x: float) -> int:
     return max(2, int(x) // 2 * 2)
 
 
+def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 image resized to ``(height, width, 3)`` by area averaging (swscale ``AREA``)."""
+    return _av().VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(
+        width=width, height=height, interpolation="AREA").to_ndarray(format="rgb24")
+
+
+def downsample_image(image: np.ndarray, factor: float) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 image shrunk by ``factor`` in (0, 1] (sides rounded to even, area averaging).
+
+    Used to make pristine sources without the 8-px block grid of a JPEG-born photo: averaging over
+    a non-integer footprint spreads the grid's steps over every phase (see docs/training-head.md).
+    """
+    if not 0 < factor <= 1:
+        raise ValueError(f"factor must be in (0, 1], got {factor}")
+    H, W = image.shape[:2]
+    h, w = max(2, _even(H * factor)), max(2, _even(W * factor))
+    return image if (h, w) == (H, W) else resize_area(image, h, w)
+
+
 def make_clip_from_image(image, num_frames: int, motion: str = "pan", seed: int = 0, crop: float = 0.875,
                          max_speed: int = 4):
     """A moving ``(num_frames, h, w, 3)`` uint8 clip cut from a still ``(H, W, 3)`` uint8 image.
@@ -530,17 +549,13 @@ def make_clip_from_image(image, num_frames: int, motion: str = "pan", seed: int 
             scales = scales[::-1]
         cy = H / 2 + rng.uniform(-0.5, 0.5) * (H - h * s_max)
         cx = W / 2 + rng.uniform(-0.5, 0.5) * (W - w * s_max)
-        av = _av()
         frames = []
         for s in scales:
             ch, cw = min(H, int(round(h * s))), min(W, int(round(w * s)))
             top = int(round(min(max(cy - ch / 2, 0), H - ch)))
             left = int(round(min(max(cx - cw / 2, 0), W - cw)))
-            win = np.ascontiguousarray(arr[top: top + ch, left: left + cw])
-            if (ch, cw) != (h, w):
-                win = av.VideoFrame.from_ndarray(win, format="rgb24").reformat(
-                    width=w, height=h, interpolation="AREA").to_ndarray(format="rgb24")
-            frames.append(win)
+            win = arr[top: top + ch, left: left + cw]
+            frames.append(resize_area(win, h, w) if (ch, cw) != (h, w) else win)
         out = np.stack(frames)
     else:
         raise ValueError(f"motion must be 'pan' or 'zoom', got {motion!r}")

@@ -11,7 +11,8 @@ frames per segment), i.e. exactly the inference path; with an ``.onnx`` path tha
   Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
   strictly with every level); with the colour ladder, the same for each colour mode forced on
   every image (desaturate, saturate, tint); optionally the SRCC between score and VMAF on the
-  compression and scaling ladders;
+  compression and scaling ladders; ``ladders_resampled``: the spatial ladders again from images
+  shrunk by :data:`GRID_FREE_FACTOR`, pristine sources without the JPEG block grid;
 * ``temporal``: per VQAThinker perturbation, the fraction of images whose original clip scores
   strictly above its perturbed copy, and above it by at least 0.1.
 """
@@ -95,11 +96,13 @@ def evaluate_quality(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[
     return rep
 
 
+GRID_FREE_FACTOR = 0.7   # evaluate() shrinks images by this for the grid-free ladders
+
 VMAF_LADDERS = ("x264", "x265", "av1", "scaling")
 
 
 def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] = tuple(D.LADDERS),
-                     seed: int = 0, vmaf: bool = False) -> dict[str, Any]:
+                     seed: int = 0, vmaf: bool = False, resample: float | None = None) -> dict[str, Any]:
     """Kendall tau between level and score per ladder (with the share of images whose score falls
     strictly at every level, and the mean score at levels 0-5); with ``vmaf=True`` also, for the
     compression and scaling ladders (:data:`VMAF_LADDERS`), the agreement between the head's score
@@ -107,7 +110,9 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     over images of the SRCC along each image's ladder. With ``"colour"`` among ``ladders``,
     ``colour_modes`` holds the tau and mean score by level of each colour mode
     (:data:`~vqametric.train.distortions.COLOUR_MODES`) forced on every image (the colour ladder
-    itself draws one mode per image)."""
+    itself draws one mode per image). ``resample``: shrink each image by this factor first
+    (:func:`~vqametric.train.distortions.downsample_image`): ladders from pristine sources without
+    the JPEG block grid every BIQ2021 photo carries."""
     # one row per image: the head's scores at levels 0-5 (pristine first); tau and the rest derive from them
     by_level: dict[str, list[np.ndarray]] = {name: [] for name in ladders}
     modes = D.COLOUR_MODES if "colour" in ladders else ()
@@ -117,7 +122,8 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     if vmaf_names:
         from .vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
-        clip = eval_clip(i, load_image(it.path), seed)
+        image = load_image(it.path)
+        clip = eval_clip(i, D.downsample_image(image, resample) if resample else image, seed)
         for name in ladders:
             degraded = [D.degrade(clip, name, lv, seed=seed + i) for lv in D.LEVELS]
             by_level[name].append(score_clips(scorer, [clip] + degraded))
@@ -133,7 +139,8 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     temporal = [per[n]["tau"] for n in ladders if n in D.TEMPORAL_LADDERS]
     out = {"per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
            "mean_tau_spatial": float(np.mean(spatial)) if spatial else None,
-           "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items)}
+           "mean_tau_temporal": float(np.mean(temporal)) if temporal else None, "images": len(items),
+           "resample": resample}
     if modes:
         out["colour_modes"] = {m: _ladder_summary(rows) for m, rows in mode_scores.items()}
     if vmaf_names:
@@ -182,16 +189,23 @@ def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict
 
 def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None = None, n_ladder: int = 24,
              n_temporal: int = 100, seed: int = 0, runtime: str | None = None,
-             ladders: Sequence[str] | None = None, vmaf: bool = False) -> dict[str, Any]:
+             ladders: Sequence[str] | None = None, vmaf: bool = False,
+             n_ladder_resampled: int = 0) -> dict[str, Any]:
     """All three evaluations on (subsets of) the validation items. ``n_quality=None``: all of them.
     Subsets are :func:`spread_subset` (a fixed permutation, independent of ``seed``). ``vmaf``:
-    also report agreement with VMAF on the compression and scaling ladders."""
+    also report agreement with VMAF on the compression and scaling ladders.
+    ``n_ladder_resampled``: also the spatial ladders (of ``ladders``) on that many images shrunk by
+    :data:`GRID_FREE_FACTOR` (``ladders_resampled``): the same ladders from grid-free sources."""
     scorer = make_scorer(model, runtime)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"quality": evaluate_quality(scorer, spread_subset(val_items, n_quality), seed)}
     if n_ladder:
         out["ladders"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder), tuple(ladders or D.LADDERS),
                                           seed=seed, vmaf=vmaf)
+    spatial = tuple(n for n in (ladders or D.LADDERS) if n in D.SPATIAL_LADDERS)
+    if n_ladder_resampled and spatial:
+        out["ladders_resampled"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder_resampled), spatial,
+                                                    seed=seed, resample=GRID_FREE_FACTOR)
     if n_temporal:
         out["temporal"] = evaluate_temporal(scorer, spread_subset(val_items, n_temporal), seed=seed)
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)

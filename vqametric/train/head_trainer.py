@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="perturbed rows per temporal-ladder group: 2 also ranks a milder level above a worse one")
     p.add_argument("--spatial-weights", type=parse_weights, default="exposure=1,colour=1",
                    help="sampling weights of spatial ladders, NAME=W,... (others keep data.SPATIAL_WEIGHTS)")
+    p.add_argument("--p-resample", type=probability, default=0.0,
+                   help="share of ladder groups whose image is first shrunk (by data.RESAMPLE_RANGE) into a "
+                        "pristine source without the JPEG block grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/10 train/validation split")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation images of the quick check (a quarter of them for temporal consistency)")
     p.add_argument("--eval-quality", type=int, default=0, help="validation images for SRCC/PLCC (0: all)")
     p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus")
+    p.add_argument("--eval-ladder-resampled", type=int, default=12,
+                   help="validation images for the spatial ladders from grid-free (shrunk) sources")
     p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency")
     p.add_argument("--no-vmaf", dest="vmaf", action="store_false",
                    help="skip the VMAF agreement on the compression and scaling ladders (needs imageio-ffmpeg)")
@@ -111,6 +116,17 @@ def parse_weights(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"weight {w} of {name!r} must be finite and at least 0")
         out[name] = w
     return out
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1] (an argparse ``type``)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{v} must be between 0 and 1")
+    return v
 
 
 def positive_int(text: str) -> int:
@@ -190,7 +206,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     sampling = head.sampling_config()
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
                         image_groups=args.image_groups, p_temporal=args.p_temporal,
-                        temporal_levels=args.temporal_levels, spatial_weights=args.spatial_weights)
+                        temporal_levels=args.temporal_levels, spatial_weights=args.spatial_weights,
+                        p_resample=args.p_resample)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -259,7 +276,8 @@ def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> d
     t_eval = time.perf_counter()
     ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
     metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
-                       n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders, vmaf=args.vmaf)
+                       n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders, vmaf=args.vmaf,
+                       n_ladder_resampled=args.eval_ladder_resampled)
     eval_seconds = time.perf_counter() - t_eval
     result = {
         "model": MODEL_NAME, "version": args.version, "vqametric": __version__,
