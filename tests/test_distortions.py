@@ -248,6 +248,35 @@ def test_zoom_starts_or_ends_on_a_native_crop_and_is_seeded():
     assert not np.array_equal(c[0], c[-1])
 
 
+def _phase_steps(a: np.ndarray) -> np.ndarray:
+    """Mean absolute step across column boundaries, per boundary phase modulo 8."""
+    d = np.abs(np.diff(a.astype(np.float64), axis=1))
+    n = d.shape[1] // 8 * 8
+    return d[:, :n].reshape(d.shape[0], -1, 8).mean((0, 1))
+
+
+def test_downsample_image_area_averages_and_breaks_a_block_grid():
+    # halving is exact 2x2 averaging: 4x4 blocks of 0 and 200 give 2x2 blocks of the same values
+    checker = np.indices((4, 4)).sum(0) % 2 * 200
+    img = np.repeat(np.kron(checker, np.ones((4, 4))).astype(np.uint8)[..., None], 3, axis=2)
+    half = D.downsample_image(img, 0.5)
+    assert half.shape == (8, 8, 3)
+    np.testing.assert_array_equal(half[..., 0], np.kron(checker, np.ones((2, 2))))
+    assert D.downsample_image(img, 1.0) is img
+    assert D.downsample_image(np.zeros((101, 77, 3), np.uint8), 0.7).shape == (70, 52, 3)    # even sides
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="factor"):
+            D.downsample_image(img, bad)
+    # an 8-px grid of random block levels: every step sits at one phase; shrunk by 0.7 the steps
+    # spread over all phases (a strongest-phase share of 1 becomes under a half)
+    rng = np.random.default_rng(0)
+    blocks = np.kron(rng.integers(60, 200, (32, 32)), np.ones((8, 8))).astype(np.uint8)
+    blocks = np.repeat(blocks[..., None], 3, axis=2)
+    before, after = _phase_steps(blocks[..., 0]), _phase_steps(D.downsample_image(blocks, 0.7)[..., 0])
+    assert before.max() / before.sum() == pytest.approx(1.0)
+    assert after.max() / after.sum() < 0.5
+
+
 def test_torch_in_torch_out_and_input_untouched(clip):
     t = torch.from_numpy(clip.copy())
     out = D.gaussian_noise(t, 1, seed=0)

@@ -117,6 +117,37 @@ def test_temporal_ladder_groups_rank_two_levels(image_folder):
     assert b.ordered_pairs.tolist() == [[1, 2], [6, 7]]          # milder level above the worse one
 
 
+def test_resampled_groups_have_grid_free_sources(image_folder):
+    """``p_resample`` shrinks the image of a share of ladder groups, from its own random stream:
+    ``p_resample=0`` gives the groups of the plain recipe bit for bit, image-only groups are
+    never shrunk, and about that share of the others are, by a factor in RESAMPLE_RANGE."""
+    import torch
+
+    from vqametric.backends import FastHead, HeadConfig
+    from vqametric.train import distortions as D
+    from vqametric.train.data import RESAMPLE_RANGE, load_image, make_group
+
+    sampling = FastHead(HeadConfig(width=4)).sampling_config()
+    img = load_image(image_folder / "img3.png")
+    shrunk = 0
+    for seed in range(12):
+        plain = make_group(img, 3.0, sampling, seed, kind="spatial", distortion="blur")
+        zero = make_group(img, 3.0, sampling, seed, kind="spatial", distortion="blur", p_resample=0.0)
+        assert torch.equal(plain.fragments, zero.fragments) and "resampled" not in zero.info
+        half = make_group(img, 3.0, sampling, seed, kind="spatial", distortion="blur", p_resample=0.5)
+        if "resampled" in half.info:
+            shrunk += 1
+            f = half.info["resampled"]
+            assert RESAMPLE_RANGE[0] <= f <= RESAMPLE_RANGE[1]
+            # the same group as one made from the image shrunk by hand
+            by_hand = make_group(D.downsample_image(img, f), 3.0, sampling, seed, kind="spatial", distortion="blur")
+            assert torch.equal(half.fragments, by_hand.fragments)
+        else:
+            assert torch.equal(half.fragments, plain.fragments)
+        assert "resampled" not in make_group(img, 3.0, sampling, seed, kind="image", p_resample=1.0).info
+    assert 2 <= shrunk <= 10
+
+
 def test_spatial_weights_option(capsys):
     from vqametric.train.head_trainer import build_parser, parse_weights
 
@@ -134,6 +165,11 @@ def test_spatial_weights_option(capsys):
             with pytest.raises(SystemExit):
                 parse(option, bad)
             assert option in capsys.readouterr().err
+    assert parse().p_resample == 0.0 and parse("--p-resample", "0.5").p_resample == 0.5
+    for bad in ("-0.1", "1.5", "half"):
+        with pytest.raises(SystemExit):
+            parse("--p-resample", bad)
+        assert "--p-resample" in capsys.readouterr().err
     assert parse().arch == 3 and parse("--arch", "4").arch == 4
     with pytest.raises(SystemExit):
         parse("--arch", "1")
@@ -147,7 +183,7 @@ def test_trainer_smoke(image_folder, tmp_path):
     rc = main(["--data", str(image_folder), "--items-from-folder", "--out", str(out), "--steps", "2", "--groups", "2",
                "--width", "4", "--workers", "0", "--threads", "1", "--val-fraction", "0.5", "--val-every", "0",
                "--eval-quality", "0", "--eval-ladder", "1", "--ladders", "blur,stutter,x264,colour", "--eval-temporal", "2",
-               "--log-every", "1", "--spatial-stride", "4"])
+               "--log-every", "1", "--spatial-stride", "4", "--p-resample", "0.5", "--eval-ladder-resampled", "1"])
     assert rc == 0
     for name in ("head.onnx", "head.safetensors", "metrics.json", "train_log.jsonl"):
         assert (out / name).is_file(), name
@@ -167,6 +203,10 @@ def test_trainer_smoke(image_folder, tmp_path):
     agreement = ladders["vmaf_agreement"]["x264"]       # VMAF falls along the CRF ladder
     assert agreement["pairs"] == 5 and agreement["vmaf_mean_by_level"] == sorted(agreement["vmaf_mean_by_level"],
                                                                                     reverse=True)
+    grid_free = m["validation"]["ladders_resampled"]        # the spatial ladders again, from a shrunk image
+    assert grid_free["resample"] == 0.7 and set(grid_free["per_ladder"]) == {"blur", "x264", "colour"}
+    assert grid_free["per_ladder"]["blur"]["mean_score_by_level"][0] != ladders["per_ladder"]["blur"]["mean_score_by_level"][0]
+    assert m["config"]["p_resample"] == 0.5
     assert set(m["validation"]["temporal"]["per_perturbation"]) == {"shuffle", "local_shuffle", "reverse", "jitter",
                                                                      "duplicate", "black"}
     assert "DATA" in m["command"] and str(image_folder) not in m["command"]
