@@ -207,6 +207,12 @@ def test_trainer_smoke(image_folder, tmp_path):
     assert grid_free["resample"] == 0.7 and set(grid_free["per_ladder"]) == {"blur", "x264", "colour"}
     assert grid_free["per_ladder"]["blur"]["mean_score_by_level"][0] != ladders["per_ladder"]["blur"]["mean_score_by_level"][0]
     assert m["config"]["p_resample"] == 0.5
+    scene = m["validation"]["scene"]               # the ladders on the generated scene, no JPEG history
+    assert set(scene["per_ladder"]) == {"blur", "stutter", "x264", "colour"} and scene["pairs"] == 20
+    for name, per in scene["per_ladder"].items():
+        assert len(per["scores"]) == 6 and per["scores"][0] == scene["pristine"]
+        worse = [lv for lv in range(1, 6) if per["scores"][lv] >= scene["pristine"]]
+        assert worse == [lv for n, lv in scene["not_below_pristine"] if n == name]
     assert set(m["validation"]["temporal"]["per_perturbation"]) == {"shuffle", "local_shuffle", "reverse", "jitter",
                                                                      "duplicate", "black"}
     assert "DATA" in m["command"] and str(image_folder) not in m["command"]

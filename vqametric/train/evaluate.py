@@ -13,6 +13,8 @@ frames per segment), i.e. exactly the inference path; with an ``.onnx`` path tha
   every image (desaturate, saturate, tint); optionally the SRCC between score and VMAF on the
   compression and scaling ladders; ``ladders_resampled``: the spatial ladders again from images
   shrunk by :data:`GRID_FREE_FACTOR`, pristine sources without the JPEG block grid;
+* ``scene``: every ladder on the generated demo scene, a clip with no JPEG history, and the
+  levels that do not score below its pristine clip;
 * ``temporal``: per VQAThinker perturbation, the fraction of images whose original clip scores
   strictly above its perturbed copy, and above it by at least 0.1.
 """
@@ -161,6 +163,26 @@ def _ladder_summary(rows: Sequence[np.ndarray]) -> dict[str, Any]:
             "mean_score_by_level": [float(x) for x in np.mean(rows, 0)]}
 
 
+def evaluate_scene(scorer, ladders: Sequence[str] = tuple(D.LADDERS), seed: int = 0) -> dict[str, Any]:
+    """Every ladder on the generated demo scene (:func:`vqametric.demo.scene_frames`, 16 frames at
+    360x640): content with no JPEG history, unlike every BIQ2021 photo. Per ladder the scores at
+    levels 0-5 and Kendall tau as in :func:`evaluate_ladders`; ``not_below_pristine`` lists the
+    ``(ladder, level)`` pairs whose score is not below the pristine clip's (the promise "a pristine
+    clip above its degraded copies" wants none)."""
+    from ..demo import scene_frames
+
+    scene = np.stack(list(scene_frames(16, 360, 640)))
+    pristine = float(score_clips(scorer, [scene])[0])
+    per, worse = {}, []
+    for name in ladders:
+        s = score_clips(scorer, [D.degrade(scene, name, lv, seed=seed) for lv in D.LEVELS])
+        rows = np.concatenate([[pristine], s])
+        per[name] = {"tau": kendall_tau(np.arange(6), -rows), "scores": [float(x) for x in rows]}
+        worse += [[name, lv] for lv, v in zip(D.LEVELS, s) if v >= pristine]
+    return {"pristine": pristine, "per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
+            "not_below_pristine": worse, "pairs": len(ladders) * len(D.LEVELS)}
+
+
 TEMPORAL_MARGIN = 0.1   # MOS units: a win by at least this much is a clear preference
 
 
@@ -190,12 +212,13 @@ def evaluate_temporal(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict
 def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None = None, n_ladder: int = 24,
              n_temporal: int = 100, seed: int = 0, runtime: str | None = None,
              ladders: Sequence[str] | None = None, vmaf: bool = False,
-             n_ladder_resampled: int = 0) -> dict[str, Any]:
+             n_ladder_resampled: int = 0, scene: bool = False) -> dict[str, Any]:
     """All three evaluations on (subsets of) the validation items. ``n_quality=None``: all of them.
     Subsets are :func:`spread_subset` (a fixed permutation, independent of ``seed``). ``vmaf``:
     also report agreement with VMAF on the compression and scaling ladders.
     ``n_ladder_resampled``: also the spatial ladders (of ``ladders``) on that many images shrunk by
-    :data:`GRID_FREE_FACTOR` (``ladders_resampled``): the same ladders from grid-free sources."""
+    :data:`GRID_FREE_FACTOR` (``ladders_resampled``): the same ladders from grid-free sources.
+    ``scene``: also every ladder on the generated demo scene (``scene``, :func:`evaluate_scene`)."""
     scorer = make_scorer(model, runtime)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"quality": evaluate_quality(scorer, spread_subset(val_items, n_quality), seed)}
@@ -206,6 +229,8 @@ def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None =
     if n_ladder_resampled and spatial:
         out["ladders_resampled"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder_resampled), spatial,
                                                     seed=seed, resample=GRID_FREE_FACTOR)
+    if scene:
+        out["scene"] = evaluate_scene(scorer, tuple(ladders or D.LADDERS), seed=seed)
     if n_temporal:
         out["temporal"] = evaluate_temporal(scorer, spread_subset(val_items, n_temporal), seed=seed)
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus")
     p.add_argument("--eval-ladder-resampled", type=int, default=12,
                    help="validation images for the spatial ladders from grid-free (shrunk) sources")
+    p.add_argument("--no-eval-scene", dest="eval_scene", action="store_false",
+                   help="skip the ladders on the generated demo scene (content with no JPEG history)")
     p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency")
     p.add_argument("--no-vmaf", dest="vmaf", action="store_false",
                    help="skip the VMAF agreement on the compression and scaling ladders (needs imageio-ffmpeg)")
@@ -277,7 +279,7 @@ def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> d
     ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
     metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
                        n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders, vmaf=args.vmaf,
-                       n_ladder_resampled=args.eval_ladder_resampled)
+                       n_ladder_resampled=args.eval_ladder_resampled, scene=args.eval_scene)
     eval_seconds = time.perf_counter() - t_eval
     result = {
         "model": MODEL_NAME, "version": args.version, "vqametric": __version__,
