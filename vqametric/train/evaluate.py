@@ -213,7 +213,7 @@ def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None =
              n_temporal: int = 100, seed: int = 0, runtime: str | None = None,
              ladders: Sequence[str] | None = None, vmaf: bool = False,
              n_ladder_resampled: int = 0, scene: bool = False) -> dict[str, Any]:
-    """All three evaluations on (subsets of) the validation items. ``n_quality=None``: all of them.
+    """The evaluations on (subsets of) the validation items. ``n_quality=None``: all of them.
     Subsets are :func:`spread_subset` (a fixed permutation, independent of ``seed``). ``vmaf``:
     also report agreement with VMAF on the compression and scaling ladders.
     ``n_ladder_resampled``: also the spatial ladders (of ``ladders``) on that many images shrunk by
