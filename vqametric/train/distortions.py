@@ -501,7 +501,7 @@ def downsample_image(image: np.ndarray, factor: float) -> np.ndarray:
     if not 0 < factor <= 1:
         raise ValueError(f"factor must be in (0, 1], got {factor}")
     H, W = image.shape[:2]
-    h, w = max(2, _even(H * factor)), max(2, _even(W * factor))
+    h, w = _even(H * factor), _even(W * factor)
     return image if (h, w) == (H, W) else resize_area(image, h, w)
 
 

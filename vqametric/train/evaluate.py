@@ -220,17 +220,17 @@ def evaluate(model: Any, val_items: Sequence[ImageItem], n_quality: int | None =
     :data:`GRID_FREE_FACTOR` (``ladders_resampled``): the same ladders from grid-free sources.
     ``scene``: also every ladder on the generated demo scene (``scene``, :func:`evaluate_scene`)."""
     scorer = make_scorer(model, runtime)
+    names = tuple(ladders or D.LADDERS)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"quality": evaluate_quality(scorer, spread_subset(val_items, n_quality), seed)}
     if n_ladder:
-        out["ladders"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder), tuple(ladders or D.LADDERS),
-                                          seed=seed, vmaf=vmaf)
-    spatial = tuple(n for n in (ladders or D.LADDERS) if n in D.SPATIAL_LADDERS)
+        out["ladders"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder), names, seed=seed, vmaf=vmaf)
+    spatial = tuple(n for n in names if n in D.SPATIAL_LADDERS)
     if n_ladder_resampled and spatial:
         out["ladders_resampled"] = evaluate_ladders(scorer, spread_subset(val_items, n_ladder_resampled), spatial,
                                                     seed=seed, resample=GRID_FREE_FACTOR)
     if scene:
-        out["scene"] = evaluate_scene(scorer, tuple(ladders or D.LADDERS), seed=seed)
+        out["scene"] = evaluate_scene(scorer, names, seed=seed)
     if n_temporal:
         out["temporal"] = evaluate_temporal(scorer, spread_subset(val_items, n_temporal), seed=seed)
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)

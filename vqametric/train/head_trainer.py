@@ -120,12 +120,17 @@ def parse_weights(text: str) -> dict[str, float]:
     return out
 
 
+def _number(text: str, cast: type, noun: str):
+    """``cast(text)``, or an argparse error saying that ``text`` is not ``noun``."""
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+
+
 def probability(text: str) -> float:
     """A number in [0, 1] (an argparse ``type``)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    v = _number(text, float, "a number")
     if not 0 <= v <= 1:
         raise argparse.ArgumentTypeError(f"{v} must be between 0 and 1")
     return v
@@ -133,10 +138,7 @@ def probability(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """An integer of at least 1 (an argparse ``type``: a bad value is reported with the option's name)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    v = _number(text, int, "an integer")
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} must be at least 1")
     return v
