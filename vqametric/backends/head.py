@@ -12,11 +12,11 @@ Three pathways read them:
   frame of the segment, plus natural-scene statistics of the fragments (MSCN coefficients, as
   in BRISQUE, at two scales), from architecture 3 on exposure and colour statistics of the
   global view (brightness, contrast, clipped highlights and shadows, opponent-colour means and
-  spreads, chroma), and from architecture 4 on the blockiness of the fragment patches;
+  spreads, chroma), and in architecture 4 the blockiness of the fragment patches;
 * temporal: an early-fusion CNN over the luma of all ``K`` frames and their ``K - 1`` differences
   (it can see a motion stop, jump or reverse within the segment), plus scale-free statistics of the
   frame-to-frame change (relative step sizes, direction agreement of consecutive differences,
-  brightness steps; from architecture 4 on the share of still steps) for stutter, freezes,
+  brightness steps; in architectures 4 and 5 the share of still steps) for stutter, freezes,
   dropped frames, flicker and shake.
 
 ``N`` counts segments (of one or many clips). Outputs per segment:
@@ -47,7 +47,9 @@ DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", 
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
 FORMAT_KEY = "vqametric.head"
 ARCH = 3          # architecture generation of new heads unless asked (HeadConfig.arch)
-SUPPORTED_ARCHS = (2, 3, 4)   # 2: no colour statistics; 4 adds blockiness and still-step statistics
+SUPPORTED_ARCHS = (2, 3, 4, 5)   # 2: no colour statistics; 4 adds blockiness and still-step statistics; 5 the still step only
+BLOCKINESS_ARCHS = (4,)          # architectures with the blockiness statistic
+STILL_ARCHS = (4, 5)             # architectures with the share of still steps
 FRAGMENT_GRID = 7
 
 
@@ -121,7 +123,8 @@ def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
 NSS_FEATURES = 2 * 7
 TEMPORAL_STATS = 7
 COLOUR_STATS = 9
-EXTRA_STATS = 3    # architecture 4: horizontal and vertical blockiness, share of still steps
+BLOCKINESS_STATS = 2   # horizontal and vertical blockiness (BLOCKINESS_ARCHS)
+STILL_STATS = 1        # share of still steps (STILL_ARCHS)
 BLOCK = 8          # period of the blockiness statistic (JPEG, MPEG-2 and most H.264 transforms)
 STILL_REL = 0.25   # a frame step below this share of the segment's mean step counts (linearly) as still
 CLIP_KNEE = 0.04   # a channel within this of 0 or 1 counts (linearly) as clipped
@@ -142,7 +145,8 @@ class FastHead(nn.Module):
         self.temporal_net = nn.Sequential(_conv_bn(2 * k - 1, 2 * w, 2), _Block(2 * w, 4 * w, 2),
                                           _Block(4 * w, 4 * w, 1), _Block(4 * w, 4 * w, 2))
         n_stats = (NSS_FEATURES + TEMPORAL_STATS + (COLOUR_STATS if config.arch >= 3 else 0)
-                   + (EXTRA_STATS if config.arch >= 4 else 0))
+                   + (BLOCKINESS_STATS if config.arch in BLOCKINESS_ARCHS else 0)
+                   + (STILL_STATS if config.arch in STILL_ARCHS else 0))
         self.stats_norm = nn.BatchNorm1d(n_stats)
         cf, cg, ct = w * 8, w * 8, 4 * w
         fused = 2 * cf + cg + ct + n_stats
@@ -254,7 +258,7 @@ class FastHead(nn.Module):
         """Global views ``(N, K, 3, S, S)`` -> (fusion input ``(N, 2K-1, S/2, S/2)``, stats ``(N, 8)``).
 
         The first :data:`TEMPORAL_STATS` columns are the statistics of every architecture; the
-        last, used from architecture 4 on, is the share of still steps (a step below
+        last, used by :data:`STILL_ARCHS`, is the share of still steps (a step below
         :data:`STILL_REL` of the segment's mean step, counted linearly): with every frame held
         twice about half of the steps are still, held three times two thirds.
         """
@@ -298,8 +302,10 @@ class FastHead(nn.Module):
         parts = [nss, tstats[:, :TEMPORAL_STATS]]
         if self.config.arch >= 3:
             parts.append(self._colour_stats(gs).view(n, ks, -1).mean(1))
-        if self.config.arch >= 4:
-            parts += [self._blockiness(patches).view(n, ks, -1).mean(1), tstats[:, TEMPORAL_STATS:]]
+        if self.config.arch in BLOCKINESS_ARCHS:
+            parts.append(self._blockiness(patches).view(n, ks, -1).mean(1))
+        if self.config.arch in STILL_ARCHS:
+            parts.append(tstats[:, TEMPORAL_STATS:])
         stats = self.stats_norm(torch.cat(parts, 1))
         h = self.mlp(torch.cat((f, g, t, stats), 1))
         return {

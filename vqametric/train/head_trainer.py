@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spatial-stride", type=positive_int, default=HeadConfig.spatial_stride,
                    help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment")
     p.add_argument("--arch", type=int, choices=SUPPORTED_ARCHS, default=ARCH,
-                   help="head architecture (HeadConfig.arch): 4 adds blockiness and still-step statistics")
+                   help="head architecture (HeadConfig.arch): 4 adds blockiness and still-step statistics, "
+                        "5 the still step only")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
     p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
