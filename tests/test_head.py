@@ -223,10 +223,11 @@ def test_colour_stats_follow_the_colour_ladder():
     assert 0.02 < cast[2] < cast[5]
 
 
-@pytest.mark.parametrize("arch,extra", [(2, 0), (3, 9), (4, 9 + 3)])
+@pytest.mark.parametrize("arch,extra", [(2, 0), (3, 9), (4, 9 + 3), (5, 9 + 1)])
 def test_each_architecture_has_its_statistics(arch, extra):
     """2: MSCN and temporal statistics only; 3 adds 9 colour statistics; 4 adds blockiness (2)
-    and the share of still steps (1). Files of every supported generation still run."""
+    and the share of still steps (1); 5 adds the still share alone. Files of every supported
+    generation still run."""
     base = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4, arch=2))
     head = FastHead(HeadConfig(frames_per_segment=2, fragment_size=56, global_size=32, width=4, arch=arch))
     assert head.stats_norm.num_features == base.stats_norm.num_features + extra
@@ -234,14 +235,39 @@ def test_each_architecture_has_its_statistics(arch, extra):
     assert head(frag, glob)["score"].shape == (2,)
 
 
-def test_architecture_4_exports_to_onnx_and_matches_torch(tmp_path):
+def _raw_statistics(head: FastHead, frag: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
+    """The statistics vector a head feeds its ``stats_norm`` (before normalisation)."""
+    seen = []
+    hook = head.stats_norm.register_forward_hook(lambda mod, inputs, out: seen.append(inputs[0]))
+    with torch.no_grad():
+        head(frag, glob)
+    hook.remove()
+    return seen[0]
+
+
+def test_architecture_5_is_architecture_4_without_blockiness():
+    """Same input: arch 5's statistics are arch 4's with the two blockiness columns (after the
+    MSCN, temporal and colour ones) left out, and arch 3's plus the still share at the end."""
+    cfg = dict(frames_per_segment=4, fragment_size=112, global_size=64, width=4)
+    heads = {a: FastHead(HeadConfig(arch=a, **cfg)).eval() for a in (3, 4, 5)}
+    frag, glob = heads[4].example_inputs(2)
+    frag[:, 2] = frag[:, 1]                                              # a held frame: still share > 0
+    glob[:, 2] = glob[:, 1]
+    raw = {a: _raw_statistics(h, frag, glob) for a, h in heads.items()}
+    n3 = raw[3].shape[1]
+    assert torch.equal(raw[5], torch.cat((raw[4][:, :n3], raw[4][:, n3 + 2:]), 1))
+    assert torch.equal(raw[5][:, :n3], raw[3]) and (raw[5][:, n3:] > 0).all()
+
+
+@pytest.mark.parametrize("arch", [4, 5])
+def test_architectures_4_and_5_export_to_onnx_and_match_torch(tmp_path, arch):
     from vqametric.backends.onnx_runtime import export_onnx
 
     torch.manual_seed(0)
     head = FastHead(HeadConfig(frames_per_segment=4, fragment_size=112, global_size=64, width=8,
-                               spatial_stride=2, arch=4)).eval()
-    path = str(tmp_path / "arch4.onnx")
-    export_onnx(head, path, head.sampling_config(), name="arch4")
+                               spatial_stride=2, arch=arch)).eval()
+    path = str(tmp_path / f"arch{arch}.onnx")
+    export_onnx(head, path, head.sampling_config(), name=f"arch{arch}")
     frag, glob = head.example_inputs(3)
     got = OnnxHead(path)(frag, glob)
     with torch.no_grad():

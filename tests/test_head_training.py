@@ -170,7 +170,7 @@ def test_spatial_weights_option(capsys):
         with pytest.raises(SystemExit):
             parse("--p-resample", bad)
         assert "--p-resample" in capsys.readouterr().err
-    assert parse().arch == 3 and parse("--arch", "4").arch == 4
+    assert parse().arch == 3 and parse("--arch", "4").arch == 4 and parse("--arch", "5").arch == 5
     with pytest.raises(SystemExit):
         parse("--arch", "1")
     assert "--arch" in capsys.readouterr().err
