@@ -120,7 +120,8 @@ def test_temporal_ladder_groups_rank_two_levels(image_folder):
 def test_resampled_groups_have_grid_free_sources(image_folder):
     """``p_resample`` shrinks the image of a share of ladder groups, from its own random stream:
     ``p_resample=0`` gives the groups of the plain recipe bit for bit, image-only groups are
-    never shrunk, and about that share of the others are, by a factor in RESAMPLE_RANGE."""
+    shrunk only by their own ``p_resample_images``, and about that share of the others are, by a
+    factor in RESAMPLE_RANGE."""
     import torch
 
     from vqametric.backends import FastHead, HeadConfig
@@ -145,6 +146,12 @@ def test_resampled_groups_have_grid_free_sources(image_folder):
         else:
             assert torch.equal(half.fragments, plain.fragments)
         assert "resampled" not in make_group(img, 3.0, sampling, seed, kind="image", p_resample=1.0).info
+        assert "resampled" not in make_group(img, 3.0, sampling, seed, kind="spatial", distortion="blur",
+                                             p_resample_images=1.0).info
+        alone = make_group(img, 3.0, sampling, seed, kind="image", p_resample_images=1.0)
+        f = alone.info["resampled"]
+        assert torch.equal(alone.fragments, make_group(D.downsample_image(img, f), 3.0, sampling, seed,
+                                                       kind="image").fragments)
     assert 2 <= shrunk <= 10
 
 
@@ -166,10 +173,12 @@ def test_spatial_weights_option(capsys):
                 parse(option, bad)
             assert option in capsys.readouterr().err
     assert parse().p_resample == 0.0 and parse("--p-resample", "0.5").p_resample == 0.5
-    for bad in ("-0.1", "1.5", "half"):
-        with pytest.raises(SystemExit):
-            parse("--p-resample", bad)
-        assert "--p-resample" in capsys.readouterr().err
+    assert parse().p_resample_images == 0.0 and parse("--p-resample-images", "1").p_resample_images == 1.0
+    for option in ("--p-resample", "--p-resample-images"):
+        for bad in ("-0.1", "1.5", "half"):
+            with pytest.raises(SystemExit):
+                parse(option, bad)
+            assert option in capsys.readouterr().err
     assert parse().arch == 3 and parse("--arch", "4").arch == 4 and parse("--arch", "5").arch == 5
     with pytest.raises(SystemExit):
         parse("--arch", "1")

@@ -141,7 +141,7 @@ SPATIAL_WEIGHTS = {"blur": 1.0, "noise": 1.0, "jpeg": 1.0, "x264": 1.0, "x265": 
                    "exposure": 0.6, "colour": 0.6}
 TEMPORAL_KINDS = ("stutter", "freeze", "frame_drop", "flicker", "shake", "shuffle", "local_shuffle", "jitter",
                   "duplicate", "black")   # "reverse" is left out of training: see docs/training-head.md
-RESAMPLE_RANGE = (0.6, 0.85)   # shrink factors of grid-free pristine sources (make_group's p_resample)
+RESAMPLE_RANGE = (0.6, 0.85)   # shrink factors of grid-free pristine sources (make_group's p_resample*)
 INDEX_LADDERS = {"stutter": D.stutter_indices, "freeze": D.freeze_indices, "frame_drop": D.drop_indices}
 
 
@@ -183,21 +183,22 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
                p_temporal: float = 0.4, p_zoom: float = 0.25, num_frames: int = CLIP_FRAMES,
                kind: str | None = None, distortion: str | None = None, temporal_levels: int = 1,
                spatial_weights: dict[str, float] | None = None, p_resample: float = 0.0,
-               resample_range: tuple[float, float] = RESAMPLE_RANGE) -> Group:
+               resample_range: tuple[float, float] = RESAMPLE_RANGE, p_resample_images: float = 0.0) -> Group:
     """One training group from an image (see the module docstring); fully determined by ``seed``.
 
     ``temporal_levels=2``: a temporal ladder (:data:`~vqametric.train.distortions.TEMPORAL_LADDERS`)
     gives two perturbed rows at levels ``a < b`` (known order pristine > a > b), like a spatial
     ladder; the other perturbations keep one row. ``spatial_weights``: sampling weight per spatial
-    ladder (default :data:`SPATIAL_WEIGHTS`). ``p_resample``: the share of groups (image-only
-    groups excepted) whose image is first shrunk by a factor drawn uniformly from
-    ``resample_range`` (:func:`~vqametric.train.distortions.downsample_image`), so that some
-    pristine sources have no JPEG block grid; drawn from its own stream, so ``p_resample=0``
-    leaves every other draw as it was."""
+    ladder (default :data:`SPATIAL_WEIGHTS`). ``p_resample``: the share of spatial and temporal
+    groups whose image is first shrunk by a factor drawn uniformly from ``resample_range``
+    (:func:`~vqametric.train.distortions.downsample_image`), so that some pristine sources have no
+    JPEG block grid; ``p_resample_images``: the same for image-only groups. Drawn from its own
+    stream, so both at 0 leave every other draw as it was."""
     info: dict[str, Any] = {}
-    if p_resample > 0 and kind != "image":
+    share = p_resample_images if kind == "image" else p_resample
+    if share > 0:
         rrng = np.random.default_rng([seed, 1])
-        if rrng.random() < p_resample:
+        if rrng.random() < share:
             info["resampled"] = float(rrng.uniform(*resample_range))
             image = D.downsample_image(image, info["resampled"])
     rng = np.random.default_rng(seed)

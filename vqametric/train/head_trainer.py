@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--p-resample", type=probability, default=0.0,
                    help="share of ladder groups whose image is first shrunk (by data.RESAMPLE_RANGE) into a "
                         "pristine source without the JPEG block grid")
+    p.add_argument("--p-resample-images", type=probability, default=0.0,
+                   help="the same for the opinion-only images (their MOS then labels the shrunk image)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/10 train/validation split")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -212,7 +214,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
                         image_groups=args.image_groups, p_temporal=args.p_temporal,
                         temporal_levels=args.temporal_levels, spatial_weights=args.spatial_weights,
-                        p_resample=args.p_resample)
+                        p_resample=args.p_resample, p_resample_images=args.p_resample_images)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
