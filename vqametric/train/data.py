@@ -141,7 +141,7 @@ SPATIAL_WEIGHTS = {"blur": 1.0, "noise": 1.0, "jpeg": 1.0, "x264": 1.0, "x265": 
                    "exposure": 0.6, "colour": 0.6}
 TEMPORAL_KINDS = ("stutter", "freeze", "frame_drop", "flicker", "shake", "shuffle", "local_shuffle", "jitter",
                   "duplicate", "black")   # "reverse" is left out of training: see docs/training-head.md
-RESAMPLE_RANGE = (0.6, 0.85)   # shrink factors of grid-free pristine sources (make_group's p_resample*)
+RESAMPLE_RANGE = (0.6, 0.85)   # shrink factors of grid-free pristine sources (make_group's p_resample options)
 INDEX_LADDERS = {"stutter": D.stutter_indices, "freeze": D.freeze_indices, "frame_drop": D.drop_indices}
 
 
