@@ -156,10 +156,16 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     return out
 
 
+def _ladder_tau(scores: np.ndarray) -> float:
+    """One image's scores at levels 0-5 -> Kendall tau between level and minus the score (1: the
+    score falls at every level)."""
+    return kendall_tau(np.arange(len(scores)), -np.asarray(scores))
+
+
 def _ladder_summary(rows: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Scores ``(images, 6)`` at levels 0-5 -> mean Kendall tau between level and minus the score,
-    and the mean score at each level."""
-    return {"tau": float(np.mean([kendall_tau(np.arange(6), -r) for r in rows])),
+    """Scores ``(images, 6)`` at levels 0-5 -> mean :func:`_ladder_tau`, and the mean score at
+    each level."""
+    return {"tau": float(np.mean([_ladder_tau(r) for r in rows])),
             "mean_score_by_level": [float(x) for x in np.mean(rows, 0)]}
 
 
@@ -177,7 +183,7 @@ def evaluate_scene(scorer, ladders: Sequence[str] = tuple(D.LADDERS), seed: int 
     for name in ladders:
         s = score_clips(scorer, [D.degrade(scene, name, lv, seed=seed) for lv in D.LEVELS])
         rows = np.concatenate([[pristine], s])
-        per[name] = {"tau": kendall_tau(np.arange(6), -rows), "scores": [float(x) for x in rows]}
+        per[name] = {"tau": _ladder_tau(rows), "scores": [float(x) for x in rows]}
         worse += [[name, lv] for lv, v in zip(D.LEVELS, s) if v >= pristine]
     return {"pristine": pristine, "per_ladder": per, "mean_tau": float(np.mean([p["tau"] for p in per.values()])),
             "not_below_pristine": worse, "pairs": len(ladders) * len(D.LEVELS)}
