@@ -286,3 +286,32 @@ def test_quality_report_per_subset(image_folder):
     # equal-sized subsets: the overall mean prediction is the mean of theirs
     means = [sub["pred_mean"] for sub in rep["by_subset"].values()]
     assert rep["pred_mean"] == pytest.approx(np.mean(means), rel=1e-5)
+
+
+def test_quality_report_subset_offsets_removed(image_folder):
+    """MOS 1.0 + k / 5 in ss01 and 1.1 + k / 5 in ss02 (k = 0..19, interleaved, no ties); predictions
+    equal the MOS in ss01 and the MOS + 10 in ss02. Pooled, every ss02 clip outranks every ss01
+    clip: prediction ranks k + 1 and k + 21, MOS ranks 2k + 1 and 2k + 2; with d = k - 9.5 the rank
+    covariance sum is sum (d - 10)(2d - 0.5) + (d + 10)(2d + 0.5) = 4 * 665 + 200 = 2860 and both
+    rank variance sums are 5330 (ranks 1..40), so SRCC = 2860 / 5330. With each subset's offset
+    removed the predictions equal the MOS: SRCC 1."""
+    import torch
+
+    from vqametric.train.data import ImageItem
+    from vqametric.train.evaluate import evaluate_quality
+
+    mos = [1.0 + k / 5 for k in range(20)] + [1.1 + k / 5 for k in range(20)]
+    queue = [m + (10.0 if i >= 20 else 0.0) for i, m in enumerate(mos)]
+
+    class Fixed:             # returns the queued predictions in order, whatever the clips
+        def score(self, clips):
+            out = [queue.pop(0) for _ in clips]
+            return torch.tensor(out, dtype=torch.float64), None
+
+    paths = sorted(image_folder.glob("*.png"))
+    items = [ImageItem(f"ss0{1 + i // 20} ({i}).jpg", str(paths[i % len(paths)]), mos[i], 0.0) for i in range(40)]
+    rep = evaluate_quality(Fixed(), items)
+    assert not queue
+    assert rep["srcc"] == pytest.approx(2860 / 5330)
+    assert rep["srcc_subset_offsets_removed"] == pytest.approx(1.0)
+    assert rep["by_subset"]["ss02"]["pred_mean"] - rep["by_subset"]["ss01"]["pred_mean"] == pytest.approx(10.1)   # 10 + the MOS step

@@ -6,7 +6,8 @@ frames per segment), i.e. exactly the inference path; with an ``.onnx`` path tha
 
 * ``quality``: SRCC / PLCC (after the 4-parameter logistic fit) / KRCC against ``1 + 4 * MOS``;
   for BIQ2021 also per subset (``ss01``, ``ss02``, ``ss03``): SRCC, MOS mean and spread, and the
-  mean prediction (a subset scored too high or too low as a whole shows there);
+  mean prediction (a subset scored too high or too low as a whole shows there), and, as a
+  diagnostic that uses the MOS, the pooled SRCC with each subset's mean offset removed;
 * ``ladders``: per ladder of :data:`~vqametric.train.distortions.LADDERS`, the mean over images of
   Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
   strictly with every level); with the colour ladder, the same for each colour mode forced on
@@ -95,6 +96,13 @@ def evaluate_quality(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[
         rep["by_subset"] = {g: {"srcc": srcc(pred[ix], m[ix]), "n": len(ix), "mos_mean": float(m[ix].mean()),
                                 "mos_std": float(m[ix].std()), "pred_mean": float(pred[ix].mean())}
                             for g, ix in sorted(groups.items()) if len(ix) >= 20}
+        # diagnostic, not a result (it uses the MOS): the pooled SRCC once each subset's predictions
+        # are shifted so that their mean equals the subset's mean MOS; the gap to "srcc" is what the
+        # offsets between subsets cost
+        shifted = pred.astype(np.float64)
+        for ix in groups.values():
+            shifted[ix] += m[ix].mean() - shifted[ix].mean()
+        rep["srcc_subset_offsets_removed"] = srcc(shifted, m)
     return rep
 
 
