@@ -315,3 +315,8 @@ def test_quality_report_subset_offsets_removed(image_folder):
     assert rep["srcc"] == pytest.approx(2860 / 5330)
     assert rep["srcc_subset_offsets_removed"] == pytest.approx(1.0)
     assert rep["by_subset"]["ss02"]["pred_mean"] - rep["by_subset"]["ss01"]["pred_mean"] == pytest.approx(10.1)   # 10 + the MOS step
+    # names that are not subsets (every first word its own group of one): no subsets, no diagnostic
+    queue[:] = [m + (10.0 if i >= 20 else 0.0) for i, m in enumerate(mos)]
+    rep = evaluate_quality(Fixed(), [ImageItem(f"img{i}.jpg", it.path, it.mos, 0.0) for i, it in enumerate(items)])
+    assert not queue and rep["by_subset"] == {} and "srcc_subset_offsets_removed" not in rep
+    assert rep["srcc"] == pytest.approx(2860 / 5330)

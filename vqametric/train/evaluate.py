@@ -93,16 +93,19 @@ def evaluate_quality(scorer, items: Sequence[ImageItem], seed: int = 0) -> dict[
         groups.setdefault(it.name.split(" ")[0], []).append(i)
     if len(groups) > 1:      # BIQ2021 names start with their subset: ss01, ss02, ss03
         m = np.asarray(mos)
+        subsets = {g: ix for g, ix in sorted(groups.items()) if len(ix) >= 20}
         rep["by_subset"] = {g: {"srcc": srcc(pred[ix], m[ix]), "n": len(ix), "mos_mean": float(m[ix].mean()),
                                 "mos_std": float(m[ix].std()), "pred_mean": float(pred[ix].mean())}
-                            for g, ix in sorted(groups.items()) if len(ix) >= 20}
-        # diagnostic, not a result (it uses the MOS): the pooled SRCC once each subset's predictions
-        # are shifted so that their mean equals the subset's mean MOS; the gap to "srcc" is what the
-        # offsets between subsets cost
-        shifted = pred.astype(np.float64)
-        for ix in groups.values():
-            shifted[ix] += m[ix].mean() - shifted[ix].mean()
-        rep["srcc_subset_offsets_removed"] = srcc(shifted, m)
+                            for g, ix in subsets.items()}
+        if len(subsets) > 1:
+            # diagnostic, not a result (it uses the MOS): the pooled SRCC once each reported subset's
+            # predictions are shifted so that their mean equals its mean MOS (smaller groups stay as
+            # they are: shifting a group of one would hand it its MOS); the gap to "srcc" is what the
+            # offsets between subsets cost
+            shifted = pred.astype(np.float64)
+            for ix in subsets.values():
+                shifted[ix] += m[ix].mean() - shifted[ix].mean()
+            rep["srcc_subset_offsets_removed"] = srcc(shifted, m)
     return rep
 
 
