@@ -156,7 +156,7 @@ def test_resampled_groups_have_grid_free_sources(image_folder):
 
 
 def test_spatial_weights_option(capsys):
-    from vqametric.train.head_trainer import build_parser, parse_weights
+    from vqametric.train.head_trainer import build_parser, initial_head, parse_weights
 
     assert parse_weights("exposure=1, colour=0.5") == {"exposure": 1.0, "colour": 0.5}
     assert parse_weights("") == {}
@@ -166,7 +166,11 @@ def test_spatial_weights_option(capsys):
         with pytest.raises(SystemExit):
             parse("--spatial-weights", bad)
         assert "--spatial-weights" in capsys.readouterr().err
-    assert parse().spatial_stride == 2 and parse("--spatial-stride", "4").spatial_stride == 4
+    defaults = parse()
+    assert (defaults.spatial_stride, defaults.arch, defaults.width) == (None, None, None)   # HeadConfig's, or --init's
+    initial_head(defaults)
+    assert (defaults.spatial_stride, defaults.arch, defaults.width) == (2, 3, 24)
+    assert parse("--spatial-stride", "4").spatial_stride == 4
     for option in ("--spatial-stride", "--width"):      # both HeadConfig sizes, refused before any data is read
         for bad in ("0", "-1", "two"):
             with pytest.raises(SystemExit):
@@ -179,7 +183,7 @@ def test_spatial_weights_option(capsys):
             with pytest.raises(SystemExit):
                 parse(option, bad)
             assert option in capsys.readouterr().err
-    assert parse().arch == 3 and parse("--arch", "4").arch == 4 and parse("--arch", "5").arch == 5
+    assert parse("--arch", "4").arch == 4 and parse("--arch", "5").arch == 5
     with pytest.raises(SystemExit):
         parse("--arch", "1")
     assert "--arch" in capsys.readouterr().err
@@ -320,3 +324,67 @@ def test_quality_report_subset_offsets_removed(image_folder):
     rep = evaluate_quality(Fixed(), [ImageItem(f"img{i}.jpg", it.path, it.mos, 0.0) for i, it in enumerate(items)])
     assert not queue and rep["by_subset"] == {} and "srcc_subset_offsets_removed" not in rep
     assert rep["srcc"] == pytest.approx(2860 / 5330)
+
+
+def test_init_fine_tunes_an_existing_head(image_folder, tmp_path, monkeypatch):
+    """``--init`` starts from a head file (its architecture, its weights); no steps leave the
+    weights as loaded, two steps move them; a contradicting architecture option, an ONNX file and
+    an unknown name are refused with errors that name the fix."""
+    import torch
+    from safetensors.torch import load_file
+
+    from vqametric.backends import onnx_runtime
+    from vqametric.errors import ModelNotFound, WeightsNotFound
+    from vqametric.train import head_trainer
+
+    monkeypatch.setattr(head_trainer, "finish", lambda *a, **k: {})
+    monkeypatch.setattr(onnx_runtime, "export_onnx", lambda *a, **k: None)
+
+    def run(name, *extra):
+        argv = ["--data", str(image_folder), "--items-from-folder", "--out", str(tmp_path / name), "--groups", "1",
+                "--image-groups", "1", "--workers", "0", "--threads", "1", "--val-fraction", "0.5",
+                "--val-every", "0", *extra]
+        args = head_trainer.build_parser().parse_args(argv)
+        args.argv = argv
+        head_trainer.train(args)
+        return args, load_file(str(tmp_path / name / "head.safetensors"))
+
+    args, base = run("base", "--steps", "2", "--width", "4", "--spatial-stride", "4", "--arch", "5")
+    assert (args.width, args.spatial_stride, args.arch) == (4, 4, 5)
+    init = str(tmp_path / "base" / "head.safetensors")
+    args, same = run("same", "--steps", "0", "--init", init)
+    assert (args.width, args.spatial_stride, args.arch) == (4, 4, 5)        # taken from the file
+    assert args.init_model.startswith("vqametric-fast ")
+    assert same.keys() == base.keys() and all(torch.equal(same[k], base[k]) for k in base)
+    args, moved = run("moved", "--steps", "2", "--init", init, "--width", "4", "--lr", "5e-4")   # agreeing option
+    assert any(not torch.equal(moved[k], base[k]) for k in base if k.endswith("weight"))
+
+    with pytest.raises(ValueError, match=r"--width 8 \(it has 4\).*leave --width out"):
+        run("clash", "--steps", "0", "--init", init, "--width", "8")
+    assert not (tmp_path / "clash").exists()        # refused before anything was written
+    (tmp_path / "base" / "head.onnx").write_bytes(b"")
+    with pytest.raises(WeightsNotFound, match=r"cannot be trained further; pass .*head\.safetensors instead"):
+        run("onnx", "--init", str(tmp_path / "base" / "head.onnx"))
+    with pytest.raises(ModelNotFound, match="vqametric-fast"):
+        run("name", "--init", "vqametric-fsat")
+
+
+def test_load_trainable_head_by_model_name():
+    """A registered fast model's name resolves to its shipped torch weights; a reasoning model's
+    name is refused."""
+    import torch
+
+    import vqametric
+    from vqametric.backends.head import load_head, load_trainable_head, read_head_metadata
+    from vqametric.errors import WeightsNotFound
+    from vqametric.registry import get_card
+
+    path = get_card("vqametric-fast").weights_path("torch")
+    head, meta = load_trainable_head("vqametric-fast")
+    ref, _ = load_head(path)
+    assert meta == read_head_metadata(path) and head.config == ref.config
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), ref.state_dict().values()))
+    reasoning = [n for n in vqametric.list_models() if get_card(n).backend != "fast-head"]
+    assert reasoning        # the registry lists the reasoning models (their weights need not be installed)
+    with pytest.raises(WeightsNotFound, match="not a fast head"):
+        load_trainable_head(reasoning[0])

@@ -1,7 +1,7 @@
 """Scoring backends: the fast head (PyTorch or ONNX Runtime) and reasoning models (``lmm``)."""
-from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, HeadConfig, load_head, save_head
+from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, HeadConfig, load_head, load_trainable_head, save_head
 
-__all__ = ["FastHead", "HeadConfig", "save_head", "load_head", "DISTORTIONS", "ATTRIBUTION_CLASSES",
+__all__ = ["FastHead", "HeadConfig", "save_head", "load_head", "load_trainable_head", "DISTORTIONS", "ATTRIBUTION_CLASSES",
            "build_scorer"]
 
 

@@ -382,6 +382,31 @@ def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     return head.to(map_location).eval(), meta
 
 
+def load_trainable_head(spec: str | os.PathLike) -> tuple[FastHead, dict[str, Any]]:
+    """A head to fine-tune: ``spec`` is a ``.safetensors`` head file or the name of a registered
+    fast-head model (e.g. ``"vqametric-fast"``, whose torch weights are used). Returns
+    ``(head in eval mode, metadata)``.
+
+    Raises :class:`WeightsNotFound` for an ONNX file (it holds no trainable weights; the error
+    names the ``.safetensors`` file beside it) or a model that is not a fast head, and
+    :class:`~vqametric.errors.ModelNotFound` for an unknown name."""
+    from ..registry import get_card
+
+    path = os.fspath(spec)
+    if path.endswith(".onnx"):
+        sibling = path[: -len(".onnx")] + ".safetensors"
+        fix = f"pass {sibling} instead" if os.path.isfile(sibling) else \
+            "pass the head's .safetensors file (save_head writes one)"
+        raise WeightsNotFound(f"{path} is an ONNX head, which cannot be trained further; {fix}")
+    if not path.endswith(".safetensors"):
+        card = get_card(path)       # a registered name (or another weights path, which it rejects clearly)
+        if card.backend != "fast-head":
+            raise WeightsNotFound(f"model {card.name!r} is a {card.backend} model, not a fast head; "
+                                  "only fast heads can be fine-tuned here")
+        path = card.weights_path("torch")
+    return load_head(path)
+
+
 def _require_file(path: str) -> None:
     if not os.path.isfile(path):
         raise WeightsNotFound(f"weights file {path!r} does not exist; pass the path of a .onnx or "

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..backends.fast import FastScorer
-from ..backends.head import FastHead, HeadConfig, load_head, save_head
+from ..backends.head import FastHead, HeadConfig, load_trainable_head, save_head
 from ..registry import DEFAULT_MODEL, ModelCard, get_card, install_head
 from . import losses as L
 from .metrics import correlation_report
@@ -40,7 +40,7 @@ class DistillSettings:
     """Student training settings (the ``[student]`` table and top-level keys of the config)."""
 
     name: str = "distilled-head"
-    init: str | None = None            # head file to fine-tune; default: a new default-architecture head
+    init: str | None = None            # head to fine-tune (.safetensors or a fast model name); default: a new head
     steps: int = 300
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -103,7 +103,7 @@ class LMMTeacher:
 
 def _student(settings: DistillSettings) -> tuple[FastHead, ModelCard]:
     if settings.init:
-        head, _ = load_head(settings.init)
+        head, _ = load_trainable_head(settings.init)
         card = get_card(settings.init)
     else:
         head = FastHead(HeadConfig())

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..backends.head import ARCH, SUPPORTED_ARCHS, FastHead, HeadConfig, save_head
+from ..backends.head import ARCH, SUPPORTED_ARCHS, FastHead, HeadConfig, load_trainable_head, save_head
 from . import losses as L
 from .data import GroupBatches, ImageItem, read_biq2021_train, split_train_val
 
@@ -57,12 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    p.add_argument("--width", type=positive_int, default=HeadConfig.width, help="HeadConfig.width")
-    p.add_argument("--spatial-stride", type=positive_int, default=HeadConfig.spatial_stride,
-                   help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment")
-    p.add_argument("--arch", type=int, choices=SUPPORTED_ARCHS, default=ARCH,
+    p.add_argument("--init", default=None,
+                   help="fine-tune this head instead of a new one: a .safetensors head or a fast model name "
+                        "(e.g. vqametric-fast); its architecture is used (use a lower --lr, e.g. 5e-4)")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help=f"HeadConfig.width (default: {HeadConfig.width}, or the --init head's)")
+    p.add_argument("--spatial-stride", type=positive_int, default=None,
+                   help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment "
+                        f"(default: {HeadConfig.spatial_stride}, or the --init head's)")
+    p.add_argument("--arch", type=int, choices=SUPPORTED_ARCHS, default=None,
                    help="head architecture (HeadConfig.arch): 4 adds blockiness and still-step statistics, "
-                        "5 the still step only")
+                        f"5 the still step only (default: {ARCH}, or the --init head's)")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
     p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
     p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
@@ -147,6 +152,31 @@ def positive_int(text: str) -> int:
     return v
 
 
+ARCH_OPTIONS = {"arch": "--arch", "width": "--width", "spatial_stride": "--spatial-stride"}
+
+
+def initial_head(args: argparse.Namespace) -> FastHead:
+    """The head training starts from: new (``--arch``, ``--width``, ``--spatial-stride``, defaults
+    from :class:`HeadConfig`) or the ``--init`` head, whose architecture options must not be
+    contradicted. Fills those three options of ``args`` with the architecture used."""
+    if args.init:
+        head, meta = load_trainable_head(args.init)
+        args.init_model = f"{meta.get('name', '?')} {meta.get('version', '?')}"   # recorded in metrics.json
+        c = head.config
+        clash = [f"{flag} {getattr(args, k)} (it has {getattr(c, k)})" for k, flag in ARCH_OPTIONS.items()
+                 if getattr(args, k) is not None and getattr(args, k) != getattr(c, k)]
+        if clash:
+            raise ValueError(f"--init {args.init} has another architecture than {', '.join(clash)}; leave "
+                             f"{' and '.join(x.split()[0] for x in clash)} out (the head's own architecture is used)")
+    else:
+        defaults = HeadConfig()
+        head = FastHead(HeadConfig(**{k: getattr(defaults, k) if getattr(args, k) is None else getattr(args, k)
+                                      for k in ARCH_OPTIONS}))
+    for k in ARCH_OPTIONS:
+        setattr(args, k, getattr(head.config, k))
+    return head.train()
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -202,14 +232,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from .evaluate import evaluate_quality, evaluate_temporal, make_scorer, spread_subset
 
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
-    os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-
+    head = initial_head(args)      # before anything is read or written: a bad --init fails at once
+    os.makedirs(args.out, exist_ok=True)
     train_items, val_items = load_split(args)
 
-    head = FastHead(HeadConfig(width=args.width, spatial_stride=args.spatial_stride, arch=args.arch))
     sampling = head.sampling_config()
     data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
                         image_groups=args.image_groups, p_temporal=args.p_temporal,
@@ -280,6 +309,8 @@ def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> d
     st_path = os.path.join(args.out, "head.safetensors")
     onnx_path = os.path.join(args.out, "head.onnx")
     head, _ = load_head(st_path)
+    for k in ARCH_OPTIONS:      # metrics.json records the evaluated head's architecture
+        setattr(args, k, getattr(head.config, k))
     t_eval = time.perf_counter()
     ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
     metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
