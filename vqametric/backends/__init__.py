@@ -1,8 +1,8 @@
 """Scoring backends: the fast head (PyTorch or ONNX Runtime) and reasoning models (``lmm``)."""
 from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, HeadConfig, load_head, load_trainable_head, save_head
 
-__all__ = ["FastHead", "HeadConfig", "save_head", "load_head", "load_trainable_head", "DISTORTIONS", "ATTRIBUTION_CLASSES",
-           "build_scorer"]
+__all__ = ["FastHead", "HeadConfig", "save_head", "load_head", "load_trainable_head", "DISTORTIONS",
+           "ATTRIBUTION_CLASSES", "build_scorer"]
 
 
 def build_scorer(card, device=None, runtime=None, requires_grad=False, head=None, **lmm_options):

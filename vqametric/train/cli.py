@@ -651,7 +651,8 @@ DISTILL_TEACHER = {
 }
 DISTILL_STUDENT = {
     "name": Key("str", "distilled-head", help="model name the head is registered under"),
-    "init": Key("str", None, nullable=True, help="head to fine-tune: a .safetensors head or a fast model name such as vqametric-fast (default: a new default-architecture head)"),
+    "init": Key("str", None, nullable=True, help="head to fine-tune: a .safetensors head or a fast model name such "
+                "as vqametric-fast (default: a new default-architecture head)"),
     "steps": Key("int", 300, lo=1),
     "batch_size": Key("int", 8, lo=2),
     "learning_rate": Key("float", 1e-3, lo=0.0),
