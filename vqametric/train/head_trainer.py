@@ -156,25 +156,29 @@ ARCH_OPTIONS = {"arch": "--arch", "width": "--width", "spatial_stride": "--spati
 
 
 def initial_head(args: argparse.Namespace) -> FastHead:
-    """The head training starts from: new (``--arch``, ``--width``, ``--spatial-stride``, defaults
-    from :class:`HeadConfig`) or the ``--init`` head, whose architecture options must not be
-    contradicted. Fills those three options of ``args`` with the architecture used."""
+    """The head training starts from: new (``--arch``, ``--width``, ``--spatial-stride``; those not
+    given keep :class:`HeadConfig`'s defaults) or the ``--init`` head, whose architecture options
+    must not be contradicted. Fills those three options of ``args`` with the architecture used."""
+    given = {k: getattr(args, k) for k in ARCH_OPTIONS if getattr(args, k) is not None}
     if args.init:
         head, meta = load_trainable_head(args.init)
         args.init_model = f"{meta.get('name', '?')} {meta.get('version', '?')}"   # recorded in metrics.json
-        c = head.config
-        clash = [f"{flag} {getattr(args, k)} (it has {getattr(c, k)})" for k, flag in ARCH_OPTIONS.items()
-                 if getattr(args, k) is not None and getattr(args, k) != getattr(c, k)]
+        clash = {k: v for k, v in given.items() if v != getattr(head.config, k)}
         if clash:
-            raise ValueError(f"--init {args.init} has another architecture than {', '.join(clash)}; leave "
-                             f"{' and '.join(x.split()[0] for x in clash)} out (the head's own architecture is used)")
+            said = ", ".join(f"{ARCH_OPTIONS[k]} {v} (it has {getattr(head.config, k)})" for k, v in clash.items())
+            raise ValueError(f"--init {args.init} has another architecture than {said}; leave "
+                             f"{' and '.join(ARCH_OPTIONS[k] for k in clash)} out (the head's own architecture "
+                             "is used)")
     else:
-        defaults = HeadConfig()
-        head = FastHead(HeadConfig(**{k: getattr(defaults, k) if getattr(args, k) is None else getattr(args, k)
-                                      for k in ARCH_OPTIONS}))
-    for k in ARCH_OPTIONS:
-        setattr(args, k, getattr(head.config, k))
+        head = FastHead(HeadConfig(**given))
+    record_architecture(args, head.config)
     return head.train()
+
+
+def record_architecture(args: argparse.Namespace, config: HeadConfig) -> None:
+    """Set ``args``' architecture options to ``config``'s (what ``metrics.json`` records)."""
+    for k in ARCH_OPTIONS:
+        setattr(args, k, getattr(config, k))
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -309,8 +313,7 @@ def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> d
     st_path = os.path.join(args.out, "head.safetensors")
     onnx_path = os.path.join(args.out, "head.onnx")
     head, _ = load_head(st_path)
-    for k in ARCH_OPTIONS:      # metrics.json records the evaluated head's architecture
-        setattr(args, k, getattr(head.config, k))
+    record_architecture(args, head.config)     # the evaluated head's, also with --evaluate-only
     t_eval = time.perf_counter()
     ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
     metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
