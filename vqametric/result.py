@@ -9,13 +9,18 @@ from typing import Any
 
 @dataclass
 class SegmentScore:
-    """Score of one temporal segment: source frames ``[start_frame, end_frame)``, seconds ``[start, end)``."""
+    """Score of one temporal segment: source frames ``[start_frame, end_frame)``, seconds ``[start, end)``.
+
+    ``distortion``: the segment's most likely attribution class (fast heads); ``frozen``: the
+    segment does not change while the clip moves elsewhere (a freeze, see ``backends/pooling.py``)."""
 
     start_frame: int
     end_frame: int
     start_time: float
     end_time: float
     score: float
+    distortion: str | None = None
+    frozen: bool = False
 
 
 @dataclass

@@ -13,8 +13,9 @@ from ..errors import BackendUnavailable, InvalidVideoInput, SamplingError
 from ..registry import ModelCard
 from ..result import QualityResult, SegmentScore
 from ..sampling import preprocess
-from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FastHead, load_head
+from .head import HeadConfig, head_vocabulary, load_head
 from .planned import read_planned
+from .pooling import pool
 
 
 class FastScorer:
@@ -55,15 +56,18 @@ class FastScorer:
             self.model, _ = load_head(card.weights_path("torch"), self.device)
             for p in self.model.parameters():
                 p.requires_grad_(False)
+        self.head_config = self._head_config()
+        _, self.distortions, self.attribution_classes = head_vocabulary(self.head_config.arch)
         self._check_sampling()
+
+    def _head_config(self) -> HeadConfig:
+        if hasattr(self.model, "config"):
+            return self.model.config
+        return HeadConfig.from_dict(self.model.metadata["head"])
 
     def _check_sampling(self) -> None:
         s = self.card.sampling
-        if isinstance(self.model, FastHead):
-            c = self.model.config
-        else:
-            from .head import HeadConfig
-            c = HeadConfig.from_dict(self.model.metadata["head"])
+        c = self.head_config
         if (s.fragment_grid * s.fragment_patch, s.global_size, s.frames_per_segment) != \
                 (c.fragment_size, c.global_size, c.frames_per_segment):
             raise SamplingError(
@@ -114,31 +118,34 @@ class FastScorer:
         _sync(self.device)
         infer = time.perf_counter() - t0
         scores, results, start = [], [], 0
+        freeze = self.attribution_classes.index("freeze") if "freeze" in self.attribution_classes else None
         for views, ctx in prepared:
             n = ctx["plan"].num_segments
-            seg = out["score"][start:start + n]
-            attr = torch.softmax(out["attribution"][start:start + n].detach().float(), -1).mean(0)
-            sev = out["severity"][start:start + n].detach().float().mean(0)
+            part = {k: v[start:start + n] for k, v in out.items()}
             start += n
-            clip_score = seg.mean()
-            if not bool(torch.isfinite(clip_score.detach())):
+            pooled = pool(part["score"], part["attribution"], part["severity"], part.get("motion"),
+                          part.get("spatial_score"), freeze)
+            if not bool(torch.isfinite(pooled.score.detach())):
                 raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
                                         "the input frames are probably corrupt")
-            scores.append(clip_score)
-            results.append(self._result(ctx, seg.detach().float().cpu(), attr.cpu(), sev.cpu(), infer / len(prepared)))
+            scores.append(pooled.score)
+            results.append(self._result(ctx, pooled, infer / len(prepared)))
         return torch.stack(scores).float(), results
 
-    def _result(self, ctx, seg_scores, attr, sev, infer_time) -> QualityResult:
+    def _result(self, ctx, pooled, infer_time) -> QualityResult:
         plan, info = ctx["plan"], ctx["info"]
+        seg_scores = pooled.segment_scores.detach().float().cpu()
+        top = pooled.segment_classes.tolist()
         timeline = [SegmentScore(s.start_frame, s.end_frame, round(s.start_time, 4), round(s.end_time, 4),
-                                 float(x)) for s, x in zip(plan.segments, seg_scores.tolist())]
+                                 float(x), self.attribution_classes[c], bool(f))
+                    for s, x, c, f in zip(plan.segments, seg_scores.tolist(), top, pooled.frozen.tolist())]
         timings = dict(ctx["timings"], inference=infer_time)
         timings["total"] = sum(timings.values())
         return QualityResult(
-            score=float(seg_scores.mean()), model=self.card.name, model_version=self.card.version,
+            score=float(pooled.score.detach()), model=self.card.name, model_version=self.card.version,
             source=info.source, timeline=timeline,
-            attribution={d: round(float(v), 4) for d, v in zip(DISTORTIONS, sev.tolist())},
-            dominant_distortion=ATTRIBUTION_CLASSES[int(attr.argmax())],
+            attribution={d: round(float(v), 4) for d, v in zip(self.distortions, pooled.severity.cpu().tolist())},
+            dominant_distortion=self.attribution_classes[pooled.dominant],
             sampling=plan.describe(), clip=info.to_dict(), timings={k: round(v, 6) for k, v in timings.items()})
 
 

@@ -47,7 +47,8 @@ DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", 
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
 FORMAT_KEY = "vqametric.head"
 ARCH = 3          # architecture generation of new heads unless asked (HeadConfig.arch)
-SUPPORTED_ARCHS = (2, 3, 4, 5)   # 2: no colour statistics; 4 adds blockiness and still steps; 5 still steps only
+SUPPORTED_ARCHS = (2, 3, 4, 5, 6)   # 2: no colour statistics; 4 adds blockiness and still steps; 5 still steps only;
+                                 # 6: pretrained backbone fused with architecture 3 (backends/fusion_head.py)
 BLOCKINESS_ARCHS = (4,)          # architectures with the blockiness statistic
 STILL_ARCHS = (4, 5)             # architectures with the share of still steps
 FRAGMENT_GRID = 7
@@ -284,7 +285,10 @@ class FastHead(nn.Module):
                              dl.amax(1) / (mu.squeeze(1) + 1e-2), lum.std(1), still), 1)
         return torch.cat((y, d), 1), stats
 
-    def forward(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
+    def features(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The pathways' outputs per segment before fusion: ``fragment`` ``(N, 16w)``, ``global``
+        ``(N, 8w)``, ``temporal`` ``(N, 4w)``, ``stats`` (normalised statistics) and ``hidden``
+        ``(N, 4w)``, the fused MLP output the readouts read."""
         n = fragments.shape[0]
         s = self.config.spatial_stride
         fr = fragments[:, ::s]
@@ -308,6 +312,10 @@ class FastHead(nn.Module):
             parts.append(tstats[:, TEMPORAL_STATS:])
         stats = self.stats_norm(torch.cat(parts, 1))
         h = self.mlp(torch.cat((f, g, t, stats), 1))
+        return {"fragment": f, "global": g, "temporal": t, "stats": stats, "hidden": h}
+
+    def forward(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.features(fragments, global_view)["hidden"]
         return {
             "score": 1.0 + 4.0 * torch.sigmoid(self.score_out(h).squeeze(1)),
             "attribution": self.attribution_out(h),
@@ -327,6 +335,27 @@ class FastHead(nn.Module):
                   global_size=c.global_size)
         kw.update(overrides)
         return SamplingConfig(**kw)
+
+
+OUTPUT_NAMES = ("score", "attribution", "severity")
+
+
+def head_vocabulary(arch: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``(output names, distortions, attribution classes)`` of a head architecture: architecture 6
+    adds the outputs ``spatial_score`` and ``motion`` and the distortions ``black`` and ``freeze``."""
+    if arch == 6:
+        from .fusion_head import ATTRIBUTION_CLASSES_V6, DISTORTIONS_V6, OUTPUT_NAMES_V6
+        return OUTPUT_NAMES_V6, DISTORTIONS_V6, ATTRIBUTION_CLASSES_V6
+    return OUTPUT_NAMES, DISTORTIONS, ATTRIBUTION_CLASSES
+
+
+def build_head(config: HeadConfig) -> nn.Module:
+    """A new head of ``config.arch``: :class:`FastHead` (architectures 2-5) or
+    :class:`~vqametric.backends.fusion_head.FusionHead` (6)."""
+    if config.arch == 6:
+        from .fusion_head import FusionHead
+        return FusionHead(config)
+    return FastHead(config)
 
 
 def save_head(head: FastHead, path: str | os.PathLike, sampling: SamplingConfig | None = None,
@@ -370,7 +399,7 @@ def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     from safetensors.torch import load_file
 
     meta = read_head_metadata(path)
-    head = FastHead(HeadConfig.from_dict(meta["head"]))
+    head = build_head(HeadConfig.from_dict(meta["head"]))
     state = load_file(os.fspath(path), device=str(map_location))
     expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}

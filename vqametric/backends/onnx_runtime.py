@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 from ..errors import BackendUnavailable
-from .head import ATTRIBUTION_CLASSES, DISTORTIONS, FORMAT_KEY, FastHead, read_head_metadata
+from .head import FORMAT_KEY, FastHead, HeadConfig, head_vocabulary, read_head_metadata
 
 INPUT_NAMES = ("fragments", "global_view")
-OUTPUT_NAMES = ("score", "attribution", "severity")
 
 
 def _import_ort():
@@ -47,14 +46,15 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     head = head.eval().float().cpu()
     sampling = sampling or head.sampling_config()
     n = torch.export.Dim("n", min=1, max=4096)
+    output_names = head_vocabulary(head.config.arch)[0]
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # the exporter logs one line per optional torchvision op it skips
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _OnnxWrapper(head), head.example_inputs(2), dynamo=True, external_data=False,
-            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset,
+            _OnnxWrapper(head, output_names), head.example_inputs(2), dynamo=True, external_data=False,
+            input_names=list(INPUT_NAMES), output_names=list(output_names), opset_version=opset,
             dynamic_shapes=({0: n}, {0: n}), verbose=False)
     quiet.setLevel(level)
     program.save(path, external_data=False)
@@ -90,15 +90,16 @@ def _strip_trace_metadata(model) -> None:
 
 
 class _OnnxWrapper(torch.nn.Module):
-    """Returns the head's outputs as a tuple in :data:`OUTPUT_NAMES` order."""
+    """Returns the head's outputs as a tuple in ``output_names`` order."""
 
-    def __init__(self, head: FastHead):
+    def __init__(self, head: FastHead, output_names: tuple[str, ...]):
         super().__init__()
         self.head = head
+        self.output_names = output_names
 
     def forward(self, fragments, global_view):
         out = self.head(fragments, global_view)
-        return tuple(out[k] for k in OUTPUT_NAMES)
+        return tuple(out[k] for k in self.output_names)
 
 
 class OnnxHead:
@@ -120,14 +121,16 @@ class OnnxHead:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+        arch = HeadConfig.from_dict(self.metadata["head"]).arch
+        self.output_names, self.distortions, self.attribution_classes = head_vocabulary(arch)
 
     def __call__(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
         inputs = {"fragments": fragments, "global_view": global_view}
         if self.device.type == "cuda" and fragments.is_cuda:
             return self._run_bound(inputs)
         feed = {k: v.detach().float().cpu().numpy() for k, v in inputs.items()}
-        outs = self.session.run(list(OUTPUT_NAMES), feed)
-        return {k: torch.from_numpy(np.asarray(v)).to(self.device) for k, v in zip(OUTPUT_NAMES, outs)}
+        outs = self.session.run(list(self.output_names), feed)
+        return {k: torch.from_numpy(np.asarray(v)).to(self.device) for k, v in zip(self.output_names, outs)}
 
     def _run_bound(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """IO binding: GPU input and output buffers are handed to onnxruntime in place."""
@@ -139,9 +142,9 @@ class OnnxHead:
             keep.append(t)
             binding.bind_input(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
         n = keep[0].shape[0]
-        outs = {"score": torch.empty(n, device=self.device),
-                "attribution": torch.empty(n, len(ATTRIBUTION_CLASSES), device=self.device),
-                "severity": torch.empty(n, len(DISTORTIONS), device=self.device)}
+        widths = {"attribution": len(self.attribution_classes), "severity": len(self.distortions)}
+        outs = {k: torch.empty((n, widths[k]) if k in widths else (n,), device=self.device)
+                for k in self.output_names}
         for name, t in outs.items():
             binding.bind_output(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
         self.session.run_with_iobinding(binding)

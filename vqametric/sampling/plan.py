@@ -27,7 +27,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class SamplingConfig:
     """How a model wants its clips sampled. Stored in model cards as plain data.
 
-    ``frame_rule``: ``"segment_midpoints"`` (``num_segments`` x ``frames_per_segment`` frames) or
+    ``frame_rule``: ``"segment_midpoints"`` (``num_segments`` x ``frames_per_segment`` frames; with
+    ``segment_seconds > 0`` the number of segments grows with the clip's duration: one segment per
+    ``segment_seconds``, at least ``num_segments`` and at most ``max_segments``) or
     ``"fps"`` (frames every ``1/fps`` seconds, at most ``max_frames``, ``frames_per_segment`` each).
     ``fragment_grid``/``fragment_patch``: 0 disables fragments. ``global_size``: 0 disables the
     global view. ``interpolation``: ``"bilinear"`` (antialiased when downscaling) or ``"bicubic"``.
@@ -45,6 +47,8 @@ class SamplingConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     seed: int = 0
+    segment_seconds: float = 0.0
+    max_segments: int = 16
 
     def __post_init__(self) -> None:
         if self.frame_rule not in ("segment_midpoints", "fps"):
@@ -57,6 +61,10 @@ class SamplingConfig:
             raise SamplingError("set both fragment_grid and fragment_patch, or both to 0")
         if self.fragment_grid <= 0 and self.global_size <= 0:
             raise SamplingError("enable fragments or a global view; a plan needs at least one spatial view")
+        if not (np.isfinite(self.segment_seconds) and self.segment_seconds >= 0):
+            raise SamplingError(f"segment_seconds must be 0 (a fixed num_segments) or positive, got {self.segment_seconds}")
+        if self.max_segments < self.num_segments:
+            raise SamplingError(f"max_segments ({self.max_segments}) must be at least num_segments ({self.num_segments})")
         if self.interpolation not in ("bilinear", "bicubic"):
             raise SamplingError(f"interpolation must be 'bilinear' or 'bicubic', got {self.interpolation!r}")
         if min(self.std) <= 0:
@@ -155,6 +163,16 @@ def segment_midpoints(num_frames: int, num_segments: int) -> list[int]:
     return [min(num_frames - 1, int(s / 2 + float(np.round(s * i)))) for i in range(num_segments)]
 
 
+def segment_count(duration: float, config: SamplingConfig) -> int:
+    """Segments of a clip of ``duration`` seconds under the ``segment_midpoints`` rule:
+    ``num_segments``, or with ``segment_seconds > 0`` ``ceil(duration / segment_seconds)`` clamped to
+    ``[num_segments, max_segments]`` (a 10 s clip at 1 s per segment: 10; a still image: the minimum)."""
+    if config.segment_seconds <= 0:
+        return config.num_segments
+    want = int(np.ceil(duration / config.segment_seconds - 1e-9))
+    return int(min(max(want, config.num_segments), config.max_segments))
+
+
 def frames_at_fps(timestamps: Sequence[float], fps: float, max_frames: int,
                   duration: float | None = None) -> list[int]:
     """Frames nearest to times ``0, 1/fps, 2/fps, ...`` before the clip ends (at most ``max_frames``,
@@ -220,7 +238,7 @@ def make_plan(num_frames: int, height: int, width: int, config: SamplingConfig, 
     if duration is None or not duration > ts[-1]:
         duration = ts[-1] + (float(np.median(np.diff(ts))) if n > 1 else 1.0 / fps)
     if config.frame_rule == "segment_midpoints":
-        anchors = segment_midpoints(n, config.num_segments)
+        anchors = segment_midpoints(n, segment_count(duration, config))
     else:
         anchors = frames_at_fps(ts, config.fps, config.max_frames, duration)
     # each anchor starts a run of k consecutive frames, shifted back to fit inside the clip

