@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vqametric.train import aso as A
+from vqametric.train.reasoning import aso as A
 
 t = torch.tensor
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from media import moving_frames
-from vqametric.train import distortions as D
+from vqametric.train.fast import distortions as D
 
 
 def psnr(a, b):

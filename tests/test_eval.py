@@ -10,7 +10,7 @@ from vqametric import demo
 from vqametric.cli import main
 from vqametric.errors import VQAMetricError
 from vqametric.eval import evaluate
-from vqametric.train.distortions import degrade
+from vqametric.train.fast.distortions import degrade
 
 
 @pytest.fixture(scope="module")

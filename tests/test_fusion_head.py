@@ -145,7 +145,7 @@ def test_a_still_segment_is_a_freeze_only_in_a_moving_clip():
     moving = torch.tensor([0.01] * 9 + [0.0])
     p = pool(scores, _logits(10), torch.zeros(10, 11), moving, spatial, freeze)
     assert p.frozen.tolist() == [False] * 9 + [True]
-    frozen_score = 1 + FREEZE_SCALE * 3.0                                   # 2.8
+    frozen_score = 1 + FREEZE_SCALE * 3.0                                   # 2.2
     assert p.segment_scores[-1].item() == pytest.approx(frozen_score)
     assert p.score.item() == pytest.approx(0.5 * (9 * 4.0 + frozen_score) / 10 + 0.5 * frozen_score)
     assert ATTRIBUTION_CLASSES_V6[p.dominant] == "freeze"                  # 1.2 below the median

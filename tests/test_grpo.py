@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from vqametric.train import grpo as G
-from vqametric.train import rewards as R
-from vqametric.train.distortions import BLACK, temporal_perturbation_indices
+from vqametric.train.reasoning import grpo as G
+from vqametric.train.reasoning import rewards as R
+from vqametric.train.fast.distortions import BLACK, temporal_perturbation_indices
 
 t = torch.tensor
 

@@ -208,7 +208,7 @@ def test_colour_stats_count_clipped_pixels():
 def test_colour_stats_follow_the_colour_ladder():
     """Desaturation lowers the opponent spreads and chroma, saturation raises them, a tint moves
     the opponent means away from the image's own: the colour ladder is visible to the head."""
-    from vqametric.train.distortions import colour
+    from vqametric.train.fast.distortions import colour
     img = (torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(1)) * 200 + 20).to(torch.uint8)
     stats = {}
     for mode in ("desaturate", "saturate", "tint"):

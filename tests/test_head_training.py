@@ -17,7 +17,7 @@ def image_folder(tmp_path_factory):
 
 
 def test_biq2021_reader_and_split(tmp_path):
-    from vqametric.train.data import DataNotFound, read_biq2021_train, split_train_val
+    from vqametric.train.fast.data import DataNotFound, read_biq2021_train, split_train_val
 
     with pytest.raises(DataNotFound, match="git clone https://github.com/nisarahmedrana/BIQ2021"):
         read_biq2021_train(tmp_path / "missing")
@@ -42,8 +42,8 @@ def test_group_views_match_the_inference_preprocessing(image_folder):
     from vqametric.backends import FastHead, HeadConfig
     from vqametric.io.frames import RGBFrames
     from vqametric.sampling import make_plan, preprocess_reference
-    from vqametric.train import distortions as D
-    from vqametric.train.data import load_image, make_group
+    from vqametric.train.fast import distortions as D
+    from vqametric.train.fast.data import load_image, make_group
 
     head = FastHead(HeadConfig(width=4))
     sampling = head.sampling_config()
@@ -69,7 +69,7 @@ def test_group_views_match_the_inference_preprocessing(image_folder):
 
 def test_image_groups_add_opinion_rows_only(image_folder):
     from vqametric.backends import FastHead, HeadConfig
-    from vqametric.train.data import GroupBatches, items_from_images, load_image, make_group
+    from vqametric.train.fast.data import GroupBatches, items_from_images, load_image, make_group
 
     sampling = FastHead(HeadConfig(width=4)).sampling_config()
     img = load_image(image_folder / "img1.png")
@@ -95,7 +95,7 @@ def test_temporal_ladder_groups_rank_two_levels(image_folder):
 
     from vqametric.backends import FastHead, HeadConfig
     from vqametric.backends.head import ATTRIBUTION_CLASSES
-    from vqametric.train.data import collate, load_image, make_group
+    from vqametric.train.fast.data import collate, load_image, make_group
 
     sampling = FastHead(HeadConfig(width=4)).sampling_config()
     img = load_image(image_folder / "img2.png")
@@ -125,8 +125,8 @@ def test_resampled_groups_have_grid_free_sources(image_folder):
     import torch
 
     from vqametric.backends import FastHead, HeadConfig
-    from vqametric.train import distortions as D
-    from vqametric.train.data import RESAMPLE_RANGE, load_image, make_group
+    from vqametric.train.fast import distortions as D
+    from vqametric.train.fast.data import RESAMPLE_RANGE, load_image, make_group
 
     sampling = FastHead(HeadConfig(width=4)).sampling_config()
     img = load_image(image_folder / "img3.png")
@@ -156,7 +156,7 @@ def test_resampled_groups_have_grid_free_sources(image_folder):
 
 
 def test_spatial_weights_option(capsys):
-    from vqametric.train.head_trainer import build_parser, initial_head, parse_weights
+    from vqametric.train.fast.head_trainer import build_parser, initial_head, parse_weights
 
     assert parse_weights("exposure=1, colour=0.5") == {"exposure": 1.0, "colour": 0.5}
     assert parse_weights("") == {}
@@ -190,7 +190,7 @@ def test_spatial_weights_option(capsys):
 
 
 def test_trainer_smoke(image_folder, tmp_path):
-    from vqametric.train.head_trainer import main
+    from vqametric.train.fast.head_trainer import main
 
     out = tmp_path / "run"
     rc = main(["--data", str(image_folder), "--items-from-folder", "--out", str(out), "--steps", "2", "--groups", "2",
@@ -248,7 +248,7 @@ def test_training_is_repeatable_bit_for_bit(image_folder, tmp_path, monkeypatch)
     batches are made in the training process or in a worker process (batch ``i`` depends only on
     ``(seed, i)``); another seed writes different ones."""
     from vqametric.backends import onnx_runtime
-    from vqametric.train import head_trainer
+    from vqametric.train.fast import head_trainer
 
     monkeypatch.setattr(head_trainer, "finish", lambda *a, **k: {})     # evaluation and export are tested above
     monkeypatch.setattr(onnx_runtime, "export_onnx", lambda *a, **k: None)
@@ -269,8 +269,8 @@ def test_quality_report_per_subset(image_folder):
     """BIQ2021 names start with their subset: the report gives SRCC, MOS and prediction means per subset."""
     import torch
 
-    from vqametric.train.data import ImageItem
-    from vqametric.train.evaluate import evaluate_quality
+    from vqametric.train.fast.data import ImageItem
+    from vqametric.train.fast.evaluate import evaluate_quality
 
     class Brightness:       # a stand-in scorer: 1 + 4 * mean brightness of each clip
         def score(self, clips):
@@ -301,8 +301,8 @@ def test_quality_report_subset_offsets_removed(image_folder):
     removed the predictions equal the MOS: SRCC 1."""
     import torch
 
-    from vqametric.train.data import ImageItem
-    from vqametric.train.evaluate import evaluate_quality
+    from vqametric.train.fast.data import ImageItem
+    from vqametric.train.fast.evaluate import evaluate_quality
 
     mos = [1.0 + k / 5 for k in range(20)] + [1.1 + k / 5 for k in range(20)]
     queue = [m + (10.0 if i >= 20 else 0.0) for i, m in enumerate(mos)]
@@ -335,7 +335,7 @@ def test_init_fine_tunes_an_existing_head(image_folder, tmp_path, monkeypatch):
 
     from vqametric.backends import onnx_runtime
     from vqametric.errors import ModelNotFound, WeightsNotFound
-    from vqametric.train import head_trainer
+    from vqametric.train.fast import head_trainer
 
     monkeypatch.setattr(head_trainer, "finish", lambda *a, **k: {})
     monkeypatch.setattr(onnx_runtime, "export_onnx", lambda *a, **k: None)
@@ -370,8 +370,8 @@ def test_init_fine_tunes_an_existing_head(image_folder, tmp_path, monkeypatch):
 
 
 def test_load_trainable_head_by_model_name():
-    """A registered fast model's name resolves to its shipped torch weights; a reasoning model's
-    name is refused."""
+    """A registered compact model's name resolves to its shipped torch weights; a reasoning
+    model's name and the architecture-6 default are refused."""
     import torch
 
     import vqametric
@@ -379,8 +379,8 @@ def test_load_trainable_head_by_model_name():
     from vqametric.errors import WeightsNotFound
     from vqametric.registry import get_card
 
-    path = get_card("vqametric-fast").weights_path("torch")
-    head, meta = load_trainable_head("vqametric-fast")
+    path = get_card("vqametric-fast-0.5").weights_path("torch")
+    head, meta = load_trainable_head("vqametric-fast-0.5")
     ref, _ = load_head(path)
     assert meta == read_head_metadata(path) and head.config == ref.config
     assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), ref.state_dict().values()))
@@ -388,3 +388,6 @@ def test_load_trainable_head_by_model_name():
     assert reasoning        # the registry lists the reasoning models (their weights need not be installed)
     with pytest.raises(WeightsNotFound, match="not a fast head"):
         load_trainable_head(reasoning[0])
+    # the default model (architecture 6) has its own recipe for its readouts
+    with pytest.raises(WeightsNotFound, match="fusion_trainer"):
+        load_trainable_head("vqametric-fast")

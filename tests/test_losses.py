@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vqametric.train import losses as L
+from vqametric.train.fast import losses as L
 from vqametric.train import metrics as M
 
 t = torch.tensor

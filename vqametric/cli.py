@@ -142,12 +142,12 @@ def _demo(args: argparse.Namespace) -> int:
             from .backends import FastHead, build_scorer
             from .backends.onnx_runtime import export_onnx
             torch.manual_seed(0)
-            card = get_card(DEFAULT_MODEL)
-            path = export_onnx(FastHead().eval(), os.path.join(folder, "untrained-head.onnx"), card.sampling,
+            head = FastHead().eval()
+            path = export_onnx(head, os.path.join(folder, "untrained-head.onnx"), head.sampling_config(num_segments=4),
                                name="untrained-head", version="random-init")
             scorer = build_scorer(get_card(path), device=args.device, runtime=args.runtime)
-            print("NOTE: --untrained-head scores with a randomly initialised head of the default architecture "
-                  "(exported to ONNX): this exercises the whole pipeline, but the scores are NOT quality "
+            print("NOTE: --untrained-head scores with a randomly initialised compact head (head architecture 3, "
+                  "exported to ONNX): this exercises the whole pipeline, but the scores are NOT quality "
                   "estimates.", file=sys.stderr)
         else:
             scorer = get_scorer(args.model, args.device, args.runtime)

@@ -18,6 +18,7 @@ from .sampling.plan import SamplingConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "vqametric-fast"
+COMPACT_MODEL = "vqametric-fast-0.5"   # the compact head (architecture 3) that new compact heads start from
 
 
 @dataclass(frozen=True)
@@ -191,14 +192,14 @@ register_model(ModelCard(
 ))
 
 register_model(ModelCard(
-    name="vqametric-fast-0.5",
+    name=COMPACT_MODEL,
     backend="fast-head",
     description="the previous default: compact spatial + temporal head trained from scratch (validation SRCC 0.69)",
     sampling=SamplingConfig(num_segments=4, frames_per_segment=4, fragment_grid=7, fragment_patch=32,
                             global_size=128),
     weights={"onnx": "vqametric-fast-0.5.onnx", "torch": "vqametric-fast-0.5.safetensors"},
     version="0.5.0",
-    # measured by `python -m vqametric.train.head_trainer --data BIQ2021 --out OUT` (docs/training-head.md)
+    # measured by `python -m vqametric.train.fast.head_trainer --data BIQ2021 --out OUT` (docs/training-head.md)
     accuracy={
         "validation": {"data": "BIQ2021 train CSV, fixed 90/10 split (seed 0), 1000 validation images",
                        "srcc": 0.695, "plcc_logistic": 0.789, "krcc": 0.507},

@@ -412,9 +412,10 @@ def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 
 
 def load_trainable_head(spec: str | os.PathLike) -> tuple[FastHead, dict[str, Any]]:
-    """A head to fine-tune: ``spec`` is a ``.safetensors`` head file or the name of a registered
-    fast-head model (e.g. ``"vqametric-fast"``, whose torch weights are used). Returns
-    ``(head in eval mode, metadata)``.
+    """A compact head to fine-tune: ``spec`` is a ``.safetensors`` head file or the name of a
+    registered fast-head model (e.g. ``"vqametric-fast-0.5"``, whose torch weights are used).
+    Returns ``(head in eval mode, metadata)``. Heads of architecture 6 are refused (their readouts
+    have their own recipe, ``vqametric.train.fast.fusion_trainer``).
 
     Raises :class:`WeightsNotFound` for an ONNX file (it holds no trainable weights; the error
     names the ``.safetensors`` file beside it) or a model that is not a fast head, and
@@ -433,6 +434,11 @@ def load_trainable_head(spec: str | os.PathLike) -> tuple[FastHead, dict[str, An
             raise WeightsNotFound(f"model {card.name!r} is a {card.backend} model, not a fast head; "
                                   "only fast heads can be fine-tuned here")
         path = card.weights_path("torch")
+    arch = HeadConfig.from_dict(read_head_metadata(path)["head"]).arch
+    if arch == 6:
+        raise WeightsNotFound(f"{spec} is head architecture 6 (frozen ImageNet features and the compact head, "
+                              "with trained readouts): retrain its readouts with `python -m "
+                              "vqametric.train.fast.fusion_trainer`, or fine-tune the compact head vqametric-fast-0.5")
     return load_head(path)
 
 

@@ -1,18 +1,17 @@
-"""Training the fast head: synthetic degradations, data, losses and the recipe.
+"""Training, by what is trained.
 
-* :mod:`vqametric.train.distortions`: pure, seeded degradations of ``(T, H, W, 3)`` uint8 clips
-  with severity levels 1-5, VQAThinker's temporal perturbations, and moving clips from stills;
-* :mod:`vqametric.train.data`: the BIQ2021 manifest (train CSV only) and the synthetic-ladder
-  samples, turned into head inputs through the same sampling plan and preprocessing as inference;
-* :mod:`vqametric.train.losses`: regression, ranking, temporal-consistency and attribution losses;
-* :mod:`vqametric.train.metrics`: SRCC, PLCC after a 4-parameter logistic fit, Kendall tau;
-* :mod:`vqametric.train.head_trainer`: the recipe,
-  ``python -m vqametric.train.head_trainer --data DIR --out DIR`` (see docs/training-head.md).
+* :mod:`vqametric.train.fast`: the default fast model's recipes (data, synthetic degradations,
+  losses, evaluation, the compact head's and the default model's trainers);
+* :mod:`vqametric.train.reasoning`: reasoning models (VQAThinker's rewards, GRPO, ASO, policies);
+* shared: :mod:`~vqametric.train.metrics` (SRCC, PLCC after a 4-parameter logistic fit, Kendall
+  tau), :mod:`~vqametric.train.manifest` (video manifests), :mod:`~vqametric.train.vmaf`,
+  :mod:`~vqametric.train.distill` (reasoning model -> fast head) and :mod:`~vqametric.train.cli`
+  (``vqametric train grpo | aso | distill``).
 
-Training needs the ``train`` extra (``pip install vqametric[train]``) for scipy.
+Training needs the ``train`` extra (``pip install vqametric[train]``).
 """
-from . import distortions
-from .distortions import (LADDERS, SPATIAL_LADDERS, TEMPORAL_LADDERS, TEMPORAL_PERTURBATIONS, apply_indices, degrade,
+from .fast import distortions
+from .fast.distortions import (LADDERS, SPATIAL_LADDERS, TEMPORAL_LADDERS, TEMPORAL_PERTURBATIONS, apply_indices, degrade,
                           make_clip_from_image, temporal_perturbation, temporal_perturbation_indices)
 
 __all__ = ["distortions", "LADDERS", "SPATIAL_LADDERS", "TEMPORAL_LADDERS", "TEMPORAL_PERTURBATIONS", "degrade",

@@ -71,7 +71,7 @@ class Key:
 
 
 def _grpo_keys() -> dict[str, Key]:
-    from .grpo import GRPOConfig
+    from .reasoning.grpo import GRPOConfig
     d = GRPOConfig()
     return {
         "num_generations": Key("int", d.num_generations, lo=2, help="completions per video (G)"),
@@ -94,7 +94,7 @@ def _grpo_keys() -> dict[str, Key]:
 
 
 def _reward_keys() -> dict[str, Key]:
-    from .rewards import RewardConfig
+    from .reasoning.rewards import RewardConfig
     d = RewardConfig()
     return {
         "sigma": Key("float", d.sigma, lo=0.0, help="width of the regression reward (> 0)"),
@@ -113,7 +113,7 @@ def _reward_keys() -> dict[str, Key]:
 
 
 def _aso_keys() -> dict[str, Key]:
-    from .aso import ASOConfig
+    from .reasoning.aso import ASOConfig
     d = ASOConfig()
     return {
         "beta": Key("float", d.beta, lo=0.0, help="KL weight of the closed-form target (> 0)"),
@@ -282,23 +282,23 @@ class TrainConfig:
         return d
 
     def grpo_config(self):
-        from .grpo import GRPOConfig
+        from .reasoning.grpo import GRPOConfig
         g = {k: v for k, v in self.grpo.items() if k != "max_new_tokens"}
         return GRPOConfig(seed=self.seed, **g)
 
     def reward_config(self):
-        from .rewards import RewardConfig
+        from .reasoning.rewards import RewardConfig
         return RewardConfig(temporal=bool(self.grpo.get("temporal", True)), **self.rewards)
 
     def aso_config(self):
-        from .aso import ASOConfig
+        from .reasoning.aso import ASOConfig
         a = {k: v for k, v in self.aso.items() if k not in ("sft_steps", "sft_learning_rate")}
         return ASOConfig(**a)
 
     def lora_settings(self):
         if self.lora is None:
             return None
-        from .policies import LORA_TARGETS, LoRASettings
+        from .reasoning.policies import LORA_TARGETS, LoRASettings
         d = dict(self.lora)
         d["target_modules"] = tuple(d.get("target_modules") or LORA_TARGETS)
         return LoRASettings(**d)
@@ -378,7 +378,7 @@ def parse_config(raw: dict[str, Any], mode: str, source: str = "<config>", base_
         raise TrainConfigError(f"{source}: learning_rate must be positive, got {values['learning_rate']:g}")
     if lora is not None:
         try:
-            from .policies import LORA_TARGETS, LoRASettings
+            from .reasoning.policies import LORA_TARGETS, LoRASettings
             LoRASettings(**{**lora, "target_modules": tuple(lora["target_modules"] or LORA_TARGETS)})
         except ValueError as e:
             raise TrainConfigError(f"{source}: [lora] {e}") from None
@@ -508,9 +508,9 @@ def run_grpo(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> dic
     import numpy as np
     import torch
 
-    from .grpo import GRPOTrainer
-    from .policies import iter_batches, training_adapter
-    from .rewards import VQAThinkerRewards
+    from .reasoning.grpo import GRPOTrainer
+    from .reasoning.policies import iter_batches, training_adapter
+    from .reasoning.rewards import VQAThinkerRewards
 
     records, adapter = _start(cfg, "overall")
     policy = training_adapter(adapter, "grpo", max_new_tokens=cfg.grpo["max_new_tokens"], lora=cfg.lora_settings(),
@@ -550,9 +550,9 @@ def run_aso(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> dict
     import numpy as np
     import torch
 
-    from .aso import ASOTrainer
+    from .reasoning.aso import ASOTrainer
     from .manifest import DIMENSION_TITLES, DIMENSIONS, dimension_labels
-    from .policies import LevelSample, iter_batches, training_adapter
+    from .reasoning.policies import LevelSample, iter_batches, training_adapter
 
     records, adapter = _start(cfg, "dimensions")
     scorer = training_adapter(adapter, "aso", dimensions=[DIMENSION_TITLES[d] for d in DIMENSIONS],

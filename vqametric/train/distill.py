@@ -28,8 +28,8 @@ import torch
 
 from ..backends.fast import FastScorer
 from ..backends.head import FastHead, HeadConfig, load_trainable_head, save_head
-from ..registry import DEFAULT_MODEL, ModelCard, get_card, install_head
-from . import losses as L
+from ..registry import COMPACT_MODEL, ModelCard, get_card, install_head
+from .fast import losses as L
 from .metrics import correlation_report
 
 Teacher = Callable[[str], float]  # video path -> score on 1-5 (NaN when it has none)
@@ -107,7 +107,7 @@ def _student(settings: DistillSettings) -> tuple[FastHead, ModelCard]:
         card = get_card(settings.init)
     else:
         head = FastHead(HeadConfig())
-        card = get_card(DEFAULT_MODEL)
+        card = get_card(COMPACT_MODEL)
     return head, get_card(card, name=settings.name, version=settings.version)
 
 
@@ -122,7 +122,7 @@ def _clip_scores(head: FastHead, views: Sequence[dict[str, torch.Tensor]], k: in
 def train_student(videos: Sequence[str], targets: Sequence[float], settings: DistillSettings,
                   echo: Callable[[str], None] | None = None) -> tuple[FastHead, ModelCard, list[dict[str, Any]]]:
     """Fit the fast head to ``targets`` (1-5) on ``videos``; returns (head in eval mode, card, log)."""
-    from .head_trainer import lr_at
+    from .fast.head_trainer import lr_at
 
     torch.manual_seed(settings.seed)
     head, card = _student(settings)

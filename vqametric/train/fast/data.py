@@ -6,7 +6,7 @@ BIQ2021 (github.com/nisarahmedrana/BIQ2021, 12,000 photos rated by 30 observers,
 test CSV is the dataset's held-out benchmark split and is never opened here.
 
 Every training sample is a *group* built from one image (:func:`make_group`): a moving clip
-(:func:`~vqametric.train.distortions.make_clip_from_image`) whose pristine segment carries the
+(:func:`~vqametric.train.fast.distortions.make_clip_from_image`) whose pristine segment carries the
 image MOS (``1 + 4 * mos``), plus either two degraded copies along a spatial ladder (known order
 pristine > level a > level b) or one temporally perturbed copy (pristine > perturbed). Head inputs
 come from the project's own :func:`~vqametric.sampling.make_plan` and
@@ -24,9 +24,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..backends.head import ATTRIBUTION_CLASSES, DISTORTIONS
-from ..io.frames import RGBFrames
-from ..sampling import SamplingConfig, make_plan, preprocess_reference
+from ...backends.head import ATTRIBUTION_CLASSES, DISTORTIONS
+from ...io.frames import RGBFrames
+from ...sampling import SamplingConfig, make_plan, preprocess_reference
 from . import distortions as D
 
 TRAIN_CSV = "Train (Images and MOS).csv"
@@ -186,12 +186,12 @@ def make_group(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
                resample_range: tuple[float, float] = RESAMPLE_RANGE, p_resample_images: float = 0.0) -> Group:
     """One training group from an image (see the module docstring); fully determined by ``seed``.
 
-    ``temporal_levels=2``: a temporal ladder (:data:`~vqametric.train.distortions.TEMPORAL_LADDERS`)
+    ``temporal_levels=2``: a temporal ladder (:data:`~vqametric.train.fast.distortions.TEMPORAL_LADDERS`)
     gives two perturbed rows at levels ``a < b`` (known order pristine > a > b), like a spatial
     ladder; the other perturbations keep one row. ``spatial_weights``: sampling weight per spatial
     ladder (default :data:`SPATIAL_WEIGHTS`). ``p_resample``: the share of spatial and temporal
     groups whose image is first shrunk by a factor drawn uniformly from ``resample_range``
-    (:func:`~vqametric.train.distortions.downsample_image`), so that some pristine sources have no
+    (:func:`~vqametric.train.fast.distortions.downsample_image`), so that some pristine sources have no
     JPEG block grid; ``p_resample_images``: the same for image-only groups. Drawn from its own
     stream, so both at 0 leave every other draw as it was."""
     info: dict[str, Any] = {}

@@ -1,8 +1,8 @@
-"""The fast-head recipe: ``python -m vqametric.train.head_trainer --data DIR --out DIR``.
+"""The fast-head recipe: ``python -m vqametric.train.fast.head_trainer --data DIR --out DIR``.
 
 Trains :class:`~vqametric.backends.head.FastHead` from scratch on the CPU on BIQ2021's train CSV
 (split 90/10 with a fixed seed) and on synthetic spatial ladders and temporal perturbations around
-it (:mod:`vqametric.train.data`), then writes into ``--out``:
+it (:mod:`vqametric.train.fast.data`), then writes into ``--out``:
 
 * ``head.safetensors`` and ``head.onnx`` (name ``vqametric-fast``, ``--version``), both with the
   head and sampling configuration in their metadata;
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
-from ..backends.head import ARCH, SUPPORTED_ARCHS, FastHead, HeadConfig, load_trainable_head, save_head
+from ... import __version__
+from ...backends.head import ARCH, SUPPORTED_ARCHS, FastHead, HeadConfig, load_trainable_head, save_head
 from . import losses as L
 from .data import GroupBatches, ImageItem, read_biq2021_train, split_train_val
 
@@ -46,7 +46,7 @@ LOSS_WEIGHTS = {"regression": 1.0, "batch_rank": 1.0, "ladder_rank": 1.0, "tempo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vqametric.train.head_trainer", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m vqametric.train.fast.head_trainer", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="BIQ2021 folder (holds Images/ and 'Train (Images and MOS).csv')")
     p.add_argument("--out", required=True, help="output folder for weights, metrics and logs")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spatial-stride", type=positive_int, default=None,
                    help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment "
                         f"(default: {HeadConfig.spatial_stride}, or the --init head's)")
-    p.add_argument("--arch", type=int, choices=SUPPORTED_ARCHS, default=None,
+    p.add_argument("--arch", type=int, choices=[a for a in SUPPORTED_ARCHS if a != 6], default=None,
                    help="head architecture (HeadConfig.arch): 4 adds blockiness and still-step statistics, "
                         f"5 the still step only (default: {ARCH}, or the --init head's)")
     p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
@@ -212,8 +212,9 @@ def _import_everything(args: argparse.Namespace) -> None:
     """Import every module the run will need now, so that a long run uses one consistent snapshot
     of the code (modules imported lazily later could come from a newer, incompatible edit), and
     find the VMAF binary before training rather than after it."""
-    from ..backends import fast, onnx_runtime  # noqa: F401
-    from . import evaluate, vmaf  # noqa: F401
+    from ...backends import fast, onnx_runtime  # noqa: F401
+    from . import evaluate  # noqa: F401
+    from .. import vmaf  # noqa: F401
     if args.vmaf and args.eval_ladder:
         vmaf.ffmpeg_with_vmaf()
 
@@ -232,7 +233,7 @@ def load_split(args: argparse.Namespace) -> tuple[list[ImageItem], list[ImageIte
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     _import_everything(args)
-    from ..backends.onnx_runtime import export_onnx
+    from ...backends.onnx_runtime import export_onnx
     from .evaluate import evaluate_quality, evaluate_temporal, make_scorer, spread_subset
 
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
@@ -307,7 +308,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> dict[str, Any]:
     """Evaluate ``--out``/head.onnx on the validation split and write ``metrics.json``."""
-    from ..backends.head import load_head
+    from ...backends.head import load_head
     from .evaluate import evaluate
 
     st_path = os.path.join(args.out, "head.safetensors")
@@ -334,7 +335,7 @@ def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> d
                    "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()},
         "config": {k: v for k, v in vars(args).items() if k not in ("data", "out", "argv")},
         "loss_weights": LOSS_WEIGHTS,
-        "command": "python -m vqametric.train.head_trainer " + " ".join(_public_argv(getattr(args, "argv", []))),
+        "command": "python -m vqametric.train.fast.head_trainer " + " ".join(_public_argv(getattr(args, "argv", []))),
         "software": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
     }
     with open(os.path.join(args.out, "metrics.json"), "w") as f:

@@ -15,7 +15,7 @@ constants, each one a parameter.
 * :func:`temporal_bonus`: rollouts of a temporally perturbed copy of each clip are scored too;
   when the original batch's mean reward is at least the perturbed batch's, the original's good
   rollouts get ``+0.3``;
-* :class:`VQAThinkerRewards` combines them for :class:`vqametric.train.grpo.GRPOTrainer`;
+* :class:`VQAThinkerRewards` combines them for :class:`vqametric.train.reasoning.grpo.GRPOTrainer`;
   :func:`trl_reward_functions` wraps the three per-batch rewards in TRL's reward signature.
 
 How a prediction is read (as in the release): the text of the *last* ``<answer>...</answer>``
@@ -311,7 +311,7 @@ class VQAThinkerRewards:
 
     Call it with the batch's samples (each with ``mos``, a mapping key or an attribute), the
     ``(B, G)`` completions and optionally the perturbed copy's ``(B, G')`` completions; it is the
-    ``reward_fn`` of :class:`vqametric.train.grpo.GRPOTrainer`."""
+    ``reward_fn`` of :class:`vqametric.train.reasoning.grpo.GRPOTrainer`."""
 
     def __init__(self, config: RewardConfig | None = None):
         self.config = config or RewardConfig()

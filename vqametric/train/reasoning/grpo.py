@@ -10,7 +10,7 @@ the frozen reference policy, averaged over each completion's tokens and then ove
 * :func:`group_advantages`, :func:`k3_kl`, :func:`policy_loss`: the maths, on tensors;
 * :func:`token_log_probs`, :func:`completion_mask_from_eos`: helpers for policies;
 * :func:`perturb_frame_indices`: VQAThinker's temporal perturbations applied to a prompt's
-  frame indices (from :mod:`vqametric.train.distortions`), for the temporal reward;
+  frame indices (from :mod:`vqametric.train.fast.distortions`), for the temporal reward;
 * :class:`Policy`: what a model must provide; :class:`CausalLMPolicy` implements it for a
   Hugging Face causal language model over token-id prompts (the reasoning adapters extend the
   same recipe with their video inputs);
@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime
 import numpy as np
 import torch
 
-from vqametric.train.distortions import BLACK, TEMPORAL_PERTURBATIONS, temporal_perturbation_indices
-from vqametric.train.rewards import RewardBreakdown
+from vqametric.train.fast.distortions import BLACK, TEMPORAL_PERTURBATIONS, temporal_perturbation_indices
+from vqametric.train.reasoning.rewards import RewardBreakdown
 
 ADVANTAGE_EPS = 1e-4
 
@@ -112,11 +112,11 @@ def completion_mask_from_eos(ids: torch.Tensor, eos_token_id: int | Sequence[int
 def perturb_frame_indices(indices: Sequence[int], rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
     """A temporally perturbed copy of a prompt's frame indices.
 
-    ``kind`` is one of :data:`vqametric.train.distortions.TEMPORAL_PERTURBATIONS` (shuffle,
+    ``kind`` is one of :data:`vqametric.train.fast.distortions.TEMPORAL_PERTURBATIONS` (shuffle,
     local_shuffle, reverse, jitter, duplicate, black); ``None`` draws one uniformly per call, as
     the release does per clip. The transform comes from
-    :func:`~vqametric.train.distortions.temporal_perturbation_indices`; the result selects from
-    ``indices`` and holds :data:`~vqametric.train.distortions.BLACK` (-1) for a black frame."""
+    :func:`~vqametric.train.fast.distortions.temporal_perturbation_indices`; the result selects from
+    ``indices`` and holds :data:`~vqametric.train.fast.distortions.BLACK` (-1) for a black frame."""
     idx = np.asarray(indices, dtype=np.int64)
     if kind is None:
         kind = TEMPORAL_PERTURBATIONS[int(rng.integers(0, len(TEMPORAL_PERTURBATIONS)))]
@@ -341,7 +341,7 @@ class GRPOTrainer:
 
     ``reward_fn(samples, texts, perturbed_texts) -> RewardBreakdown`` receives the whole batch:
     the ``B`` samples (each with ``prompt`` and whatever the reward needs, ``mos`` for
-    :class:`vqametric.train.rewards.VQAThinkerRewards`), the ``(B, G)`` completion texts and, when
+    :class:`vqametric.train.reasoning.rewards.VQAThinkerRewards`), the ``(B, G)`` completion texts and, when
     ``perturb`` is given and ``config.temporal`` is on, the texts of the perturbed copies.
     ``perturb(prompt, rng) -> prompt`` makes a temporally perturbed copy of a prompt
     (:func:`perturb_frame_indices` does the frame part)."""

@@ -1,5 +1,5 @@
-"""Training adapters for the reasoning models: a GRPO :class:`~vqametric.train.grpo.Policy` and an
-ASO :class:`~vqametric.train.aso.LevelScorer` on top of the inference adapters.
+"""Training adapters for the reasoning models: a GRPO :class:`~vqametric.train.reasoning.grpo.Policy` and an
+ASO :class:`~vqametric.train.reasoning.aso.LevelScorer` on top of the inference adapters.
 
 Both wrap an adapter of :mod:`vqametric.backends.lmm` (Qwen2.5-VL / Qwen3-VL, and VQAThinker's
 InternVL layout with its motion token) and reuse its input building, so a training prompt is
@@ -10,7 +10,7 @@ exactly what inference sends:
   ``Adapter.prompt``, as :class:`~vqametric.backends.lmm.scorer.LMMScorer` does). The decoded
   frames are kept in the :class:`VideoPrompt` for the temporal perturbations;
 * :func:`perturb_prompt` re-prepares a clip from
-  :func:`~vqametric.train.grpo.perturb_frame_indices` of its frame indices (``-1``: a black
+  :func:`~vqametric.train.reasoning.grpo.perturb_frame_indices` of its frame indices (``-1``: a black
   frame), with the original timing, so the perturbed prompt has the same layout and length.
 
 :class:`QwenVLPolicy` (and :class:`VQAThinkerPolicy`) samples with plain multinomial sampling at
@@ -44,12 +44,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..backends.lmm.base import Adapter, PreparedClip
-from ..backends.lmm.prompts import OVERALL_NAME, ULTRAVQA_DIMENSIONS, question_text
-from ..backends.lmm.vqathinker import splice_visual_tokens
-from ..errors import BackendUnavailable
-from ..io.frames import Frames, RGBFrames, YUV420Frames
-from .distortions import BLACK
+from ...backends.lmm.base import Adapter, PreparedClip
+from ...backends.lmm.prompts import OVERALL_NAME, ULTRAVQA_DIMENSIONS, question_text
+from ...backends.lmm.vqathinker import splice_visual_tokens
+from ...errors import BackendUnavailable
+from ...io.frames import Frames, RGBFrames, YUV420Frames
+from ..fast.distortions import BLACK
 from .grpo import Rollouts, completion_mask_from_eos, perturb_frame_indices, token_log_probs
 
 #: Linear layers of the language model that LoRA adapts by default (Qwen2 / Llama naming).
@@ -84,8 +84,8 @@ def prepare_prompt(adapter: Adapter, video: Any, question: str, fps: float | Non
     """Open ``video`` (a path, bytes, a tensor ... anything :func:`vqametric.io.open_clip` takes),
     sample and decode it with the adapter's sampling config and build its prompt, the same steps
     as :meth:`LMMScorer.prepare <vqametric.backends.lmm.scorer.LMMScorer.prepare>`."""
-    from ..io.clip import open_clip
-    from ..sampling import make_plan
+    from ...io.clip import open_clip
+    from ...sampling import make_plan
 
     clip = open_clip(video, fps=fps)
     owns = clip is not video
@@ -244,7 +244,7 @@ def _mode(module: torch.nn.Module, training: bool) -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------
 # the shared machinery
 def _family(adapter: Adapter) -> str:
-    from ..backends.lmm.qwen_vl import QwenVLAdapter
+    from ...backends.lmm.qwen_vl import QwenVLAdapter
 
     if isinstance(adapter, QwenVLAdapter):
         return "qwen"
@@ -340,7 +340,7 @@ class _TrainableVLM:
         return prepare_prompt(self.adapter, video, self.question, fps)
 
     def perturb(self, prompt: VideoPrompt, rng: np.random.Generator) -> VideoPrompt:
-        """The ``perturb`` hook of :class:`~vqametric.train.grpo.GRPOTrainer`."""
+        """The ``perturb`` hook of :class:`~vqametric.train.reasoning.grpo.GRPOTrainer`."""
         return perturb_prompt(self.adapter, prompt, rng)
 
     def _prompt_inputs(self, prompts: Sequence[VideoPrompt]) -> dict[str, Any]:
@@ -483,8 +483,8 @@ class _TrainableVLM:
 
         from safetensors.torch import save_file
 
-        from ..backends.lmm.vqathinker import map_key
-        from ..backends.lmm.weights import iter_tensors
+        from ...backends.lmm.vqathinker import map_key
+        from ...backends.lmm.weights import iter_tensors
 
         out: dict[str, torch.Tensor] = {}
         for key, load in iter_tensors(self.adapter.folder, torch.device("cpu")):
@@ -504,7 +504,7 @@ class _TrainableVLM:
 # ----------------------------------------------------------------------------------------------
 # GRPO
 class VLMPolicy(_TrainableVLM):
-    """:class:`~vqametric.train.grpo.Policy` over a reasoning adapter (see the module docstring).
+    """:class:`~vqametric.train.reasoning.grpo.Policy` over a reasoning adapter (see the module docstring).
 
     A prompt is a :class:`VideoPrompt` (:meth:`prompt` builds one from a video with the overall
     question the inference scorer asks); :meth:`perturb` is the trainer's ``perturb`` hook.
@@ -612,7 +612,7 @@ def context_level(label: float, mos: float) -> int:
 
 
 class VLMLevelScorer(_TrainableVLM):
-    """:class:`~vqametric.train.aso.LevelScorer` over a reasoning adapter.
+    """:class:`~vqametric.train.reasoning.aso.LevelScorer` over a reasoning adapter.
 
     A batch is a list of :class:`LevelSample`. The answer is teacher-forced in the format the
     dimension prompt asks for::
@@ -639,7 +639,7 @@ class VLMLevelScorer(_TrainableVLM):
         self.overall_name = overall_name
         self.level_ids = [int(i) for i in adapter.level_ids]
         if question is None:
-            from ..backends.lmm.prompts import dimensions_task
+            from ...backends.lmm.prompts import dimensions_task
             question = dimensions_task(self.dimensions, overall_name)
         self.question = question
 

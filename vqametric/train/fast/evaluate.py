@@ -8,7 +8,7 @@ frames per segment), i.e. exactly the inference path; with an ``.onnx`` path tha
   for BIQ2021 also per subset (``ss01``, ``ss02``, ``ss03``): SRCC, MOS mean and spread, and the
   mean prediction (a subset scored too high or too low as a whole shows there), and, as a
   diagnostic that uses the MOS, the pooled SRCC with each subset's mean offset removed;
-* ``ladders``: per ladder of :data:`~vqametric.train.distortions.LADDERS`, the mean over images of
+* ``ladders``: per ladder of :data:`~vqametric.train.fast.distortions.LADDERS`, the mean over images of
   Kendall tau between severity level (0 = pristine, 1..5) and *minus* the score (1 = the score falls
   strictly with every level); with the colour ladder, the same for each colour mode forced on
   every image (desaturate, saturate, tint); optionally the SRCC between score and VMAF on the
@@ -28,11 +28,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..backends import build_scorer
-from ..registry import ModelCard, card_from_weights
+from ...backends import build_scorer
+from ...registry import ModelCard, card_from_weights
 from . import distortions as D
 from .data import CLIP_FRAMES, ImageItem, load_image
-from .metrics import correlation_report, kendall_tau, srcc
+from ..metrics import correlation_report, kendall_tau, srcc
 
 TRAINED_PERTURBATIONS = tuple(k for k in D.TEMPORAL_PERTURBATIONS if k != "reverse")
 
@@ -122,9 +122,9 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     and VMAF against the pristine clip: SRCC over all (image, level 1-5) pairs, and the mean
     over images of the SRCC along each image's ladder. With ``"colour"`` among ``ladders``,
     ``colour_modes`` holds the tau and mean score by level of each colour mode
-    (:data:`~vqametric.train.distortions.COLOUR_MODES`) forced on every image (the colour ladder
+    (:data:`~vqametric.train.fast.distortions.COLOUR_MODES`) forced on every image (the colour ladder
     itself draws one mode per image). ``resample``: shrink each image by this factor first
-    (:func:`~vqametric.train.distortions.downsample_image`): ladders from pristine sources without
+    (:func:`~vqametric.train.fast.distortions.downsample_image`): ladders from pristine sources without
     the JPEG block grid every BIQ2021 photo carries."""
     # one row per image: the head's scores at levels 0-5 (pristine first); tau and the rest derive from them
     by_level: dict[str, list[np.ndarray]] = {name: [] for name in ladders}
@@ -133,7 +133,7 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
     level_vmaf: dict[str, list[list[float]]] = {n: [] for n in vmaf_names}     # VMAF at levels 1-5
     if vmaf_names:
-        from .vmaf import vmaf as vmaf_of
+        from ..vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
         image = load_image(it.path)
         clip = eval_clip(i, D.downsample_image(image, resample) if resample else image, seed)
@@ -186,7 +186,7 @@ def evaluate_scene(scorer, ladders: Sequence[str] = tuple(D.LADDERS), seed: int 
     levels 0-5 and Kendall tau as in :func:`evaluate_ladders`; ``not_below_pristine`` lists the
     ``(ladder, level)`` pairs whose score is not below the pristine clip's (the promise "a pristine
     clip above its degraded copies" wants none)."""
-    from ..demo import scene_frames
+    from ...demo import scene_frames
 
     scene = np.stack(list(scene_frames(16, 360, 640)))
     pristine = float(score_clips(scorer, [scene])[0])

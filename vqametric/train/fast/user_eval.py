@@ -1,6 +1,6 @@
 """The fast model's goals measured through the path users call: files in, :func:`vqametric.score` out.
 
-``python -m vqametric.train.user_eval --data BIQ2021 --out user_eval.json [--model vqametric-fast]``
+``python -m vqametric.train.fast.user_eval --data BIQ2021 --out user_eval.json [--model vqametric-fast]``
 
 Every number comes from ``vqametric.score(path)`` on a file (the validation photos as they are,
 and video files written with PyAV and x264), except attribution, which scores in-memory clips
@@ -11,9 +11,10 @@ test CSV of BIQ2021 is never opened. Measured:
   the same for the pan clip of each image (the recipe's evaluation clip), and their gap;
 * ``crf_ladder``: x264 CRF 18 / 22 / 26 / 30 encodes of a 2 s pan (MP4): the share of sources
   scored strictly in that order;
-* ``stills``: the photo file, a 3 s static shot of it with sensor noise (sigma 2) and a 3 s slow
-  pan (1 px per frame): the share of sources whose three scores lie within 0.25, and the share of
-  the three files called "stutter" or "freeze";
+* ``stills``: the photo file, a 3 s static shot of the whole photo with sensor noise (sigma 2)
+  and a 3 s slow pan over it (1 px per frame, the widest window that fits: 438 px of 512): the
+  share of sources whose three scores lie within 0.25, and the share of the three files called
+  "stutter" or "freeze";
 * ``defects``: a 10 s pan (12 fps) and copies with one second black, frozen or heavily blurred:
   the share of sources whose score drops by at least 0.5, per defect;
 * ``attribution``: top-1 accuracy of ``dominant_distortion`` on single-distortion clips.
@@ -33,7 +34,7 @@ import numpy as np
 from . import distortions as D
 from .data import ImageItem, load_image, read_biq2021_train, split_train_val
 from .evaluate import eval_clip, spread_subset
-from .metrics import correlation_report
+from ..metrics import correlation_report
 
 WITHIN = 0.25          # still / static / pan agreement
 DROP = 0.5             # a one-second defect must lower a 10 s clip by this much
@@ -106,12 +107,13 @@ def eval_stills(items: Sequence[ImageItem], model: str, folder: str) -> dict[str
     for i, it in enumerate(items):
         image = load_image(it.path)
         rng = np.random.default_rng(i)
-        base = pan(image, 1, 432, 432, seed=i)[0].astype(np.float32)
+        base = image.astype(np.float32)
         static = np.stack([np.clip(base + rng.normal(0, 2.0, base.shape), 0, 255).round().astype(np.uint8)
                            for _ in range(75)])
+        side = min(image.shape[:2]) - 74
         results = [_score(it.path, model),
                    _score(write_mp4(static, os.path.join(folder, "static.mp4")), model),
-                   _score(write_mp4(pan(image, 75, 432, 432, seed=i), os.path.join(folder, "pan.mp4")), model)]
+                   _score(write_mp4(pan(image, 75, side, side, seed=i), os.path.join(folder, "pan.mp4")), model)]
         s = [r.score for r in results]
         spreads.append(max(s) - min(s))
         means.append(s)
@@ -185,7 +187,7 @@ def run(data: str, model: str, n_images: int, n_sources: int, n_attribution: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vqametric.train.user_eval", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vqametric.train.fast.user_eval", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="BIQ2021 folder")
     p.add_argument("--model", default="vqametric-fast", help="model name or head file")
     p.add_argument("--out", required=True, help="JSON report to write")
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attribution", type=int, default=40, help="validation images for attribution")
     args = p.parse_args(argv)
     rep = run(args.data, args.model, args.images, args.sources, args.attribution)
-    rep["command"] = "python -m vqametric.train.user_eval " + " ".join(argv if argv is not None else sys.argv[1:])
+    rep["command"] = "python -m vqametric.train.fast.user_eval " + " ".join(argv if argv is not None else sys.argv[1:])
     with open(args.out, "w") as f:
         json.dump(rep, f, indent=2)
     print(json.dumps(rep, indent=2))
