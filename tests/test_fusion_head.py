@@ -104,6 +104,8 @@ def test_frames_that_do_not_change_are_judged_on_space_alone(fusion_head):
     assert out["score"][0].item() == pytest.approx(out["spatial_score"][0].item(), abs=1e-6)
     assert out["score"][1].item() < out["spatial_score"][1].item()       # the temporal penalty votes
     assert out["attribution"].shape == (2, len(ATTRIBUTION_CLASSES_V6)) and out["severity"].shape == (2, 11)
+    assert out["motion_steps"].shape == (2, 3) and out["motion_steps"][1, 0].item() == 0.0   # frames 0 and 1 agree
+    assert out["motion_steps"][1, 1].item() > 0 and out["motion"][1].item() == pytest.approx(out["motion_steps"][1].mean().item())
     # a one-frame segment (K = 1) has no motion by definition
     assert fusion_head.motion(glob[:, :1]).tolist() == [0.0, 0.0]
 
@@ -118,7 +120,8 @@ def test_only_the_readouts_train(fusion_head):
 def test_build_head_and_vocabulary_follow_the_architecture():
     assert type(build_head(HeadConfig(arch=3, global_size=64, fragment_size=112, width=8))).__name__ == "FastHead"
     names, dist, classes = head_vocabulary(6)
-    assert names[-2:] == ("spatial_score", "motion") and dist[-2:] == ("black", "freeze") and classes[0] == "none"
+    assert names[3:] == ("spatial_score", "motion", "motion_steps") and dist[-2:] == ("black", "freeze")
+    assert classes[0] == "none"
     assert head_vocabulary(3)[0] == ("score", "attribution", "severity")
 
 
@@ -152,6 +155,24 @@ def test_a_still_segment_is_a_freeze_only_in_a_moving_clip():
     still = pool(scores, _logits(10), torch.zeros(10, 11), torch.zeros(10), spatial, freeze)
     assert not still.frozen.any() and still.score.item() == pytest.approx(4.0)
     assert ATTRIBUTION_CLASSES_V6[still.dominant] == "none"
+
+
+def test_a_hold_inside_a_segment_is_a_freeze_but_holds_everywhere_are_stutter():
+    freeze = ATTRIBUTION_CLASSES_V6.index("freeze")
+    scores, spatial = torch.full((10,), 4.0), torch.full((10,), 4.0)
+    steps = torch.full((10, 3), 0.01)
+    steps[4] = torch.tensor([0.01, 0.0, 0.0])        # moving, then the same picture three times
+    steps[6] = torch.tensor([0.0, 0.01, 0.0])        # two still steps, not in a row: a doubled frame
+    p = pool(scores, _logits(10), torch.zeros(10, 11), steps.mean(1), spatial, freeze, motion_steps=steps)
+    assert p.frozen.tolist() == [i == 4 for i in range(10)]
+    # every segment holds (frames held four times): stutter, left to the temporal penalty
+    held = torch.tensor([[0.0, 0.0, 0.03]] * 10)
+    p = pool(scores, _logits(10), torch.zeros(10, 11), held.mean(1), spatial, freeze, motion_steps=held)
+    assert not p.frozen.any() and p.score.item() == pytest.approx(4.0)
+    # a black segment is never a freeze
+    black = ATTRIBUTION_CLASSES_V6.index("black")
+    p = pool(scores, _logits(10, black), torch.zeros(10, 11), steps.mean(1), spatial, freeze, black, steps)
+    assert not p.frozen.any()
 
 
 def test_pooling_keeps_gradients():

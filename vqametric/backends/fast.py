@@ -125,7 +125,7 @@ class FastScorer:
             part = {k: v[start:start + n] for k, v in out.items()}
             start += n
             pooled = pool(part["score"], part["attribution"], part["severity"], part.get("motion"),
-                          part.get("spatial_score"), freeze, black)
+                          part.get("spatial_score"), freeze, black, part.get("motion_steps"))
             if not bool(torch.isfinite(pooled.score.detach())):
                 raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
                                         "the input frames are probably corrupt")

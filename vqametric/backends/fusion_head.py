@@ -26,7 +26,8 @@ the clip, so that is decided when the segments are pooled (:mod:`vqametric.backe
 
 Outputs per segment: ``score`` ``(N,)`` in [1, 5]; ``attribution`` ``(N, 1 + len(DISTORTIONS_V6))``
 logits; ``severity`` ``(N, len(DISTORTIONS_V6))`` in [0, 1]; ``spatial_score`` ``(N,)`` in
-[1, 5] (``1 + 4 * sigmoid(z_s)``); ``motion`` ``(N,)`` >= 0.
+[1, 5] (``1 + 4 * sigmoid(z_s)``); ``motion`` ``(N,)`` >= 0; ``motion_steps`` ``(N, K - 1)``, the
+luma change of each step (pooling finds holds in it).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ DISTORTIONS_V6 = DISTORTIONS + ("black", "freeze")
 ATTRIBUTION_CLASSES_V6 = ("none",) + DISTORTIONS_V6
 FUSION_ARCH = 6
 MOTION_GATE = 2e-3      # mean absolute luma step at which the temporal pathway votes fully
-OUTPUT_NAMES_V6 = ("score", "attribution", "severity", "spatial_score", "motion")
+OUTPUT_NAMES_V6 = ("score", "attribution", "severity", "spatial_score", "motion", "motion_steps")
 
 
 def _standardiser(n: int) -> nn.Module:
@@ -102,15 +103,19 @@ class FusionHead(nn.Module):
         return self
 
     # ------------------------------------------------------------------------------------------
-    def motion(self, global_view: torch.Tensor) -> torch.Tensor:
-        """``(N, K, 3, S, S)`` normalised -> ``(N,)`` mean absolute luma step (luma in [0, 1] at
-        ``S / 2``); 0 for ``K = 1`` and for frames that do not change."""
+    def motion_steps(self, global_view: torch.Tensor) -> torch.Tensor:
+        """``(N, K, 3, S, S)`` normalised -> ``(N, max(K - 1, 1))`` mean absolute luma change of each
+        frame step (luma in [0, 1] at ``S / 2``); zeros for ``K = 1`` and for frames that do not change."""
         n, k = global_view.shape[:2]
         if k == 1:
-            return global_view.new_zeros(n)
+            return global_view.new_zeros(n, 1)
         y = self.base._luma(global_view.flatten(0, 1))
         y = F.avg_pool2d(y, 2).view(n, k, -1)
-        return (y[:, 1:] - y[:, :-1]).abs().mean((1, 2))
+        return (y[:, 1:] - y[:, :-1]).abs().mean(2)
+
+    def motion(self, global_view: torch.Tensor) -> torch.Tensor:
+        """``(N,)``: the mean of :meth:`motion_steps`."""
+        return self.motion_steps(global_view).mean(1)
 
     def features(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
         """Frozen features per segment: ``backbone`` ``(N, 1568)``, ``spatial`` and ``temporal``
@@ -147,7 +152,9 @@ class FusionHead(nn.Module):
         }
 
     def forward(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.readout(self.features(fragments, global_view))
+        out = self.readout(self.features(fragments, global_view))
+        out["motion_steps"] = self.motion_steps(global_view)
+        return out
 
     @torch.no_grad()
     def set_standardisers(self, feats: dict[str, torch.Tensor]) -> None:

@@ -142,7 +142,9 @@ class OnnxHead:
             keep.append(t)
             binding.bind_input(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
         n = keep[0].shape[0]
-        widths = {"attribution": len(self.attribution_classes), "severity": len(self.distortions)}
+        k = HeadConfig.from_dict(self.metadata["head"]).frames_per_segment
+        widths = {"attribution": len(self.attribution_classes), "severity": len(self.distortions),
+                  "motion_steps": max(k - 1, 1)}
         outs = {k: torch.empty((n, widths[k]) if k in widths else (n,), device=self.device)
                 for k in self.output_names}
         for name, t in outs.items():

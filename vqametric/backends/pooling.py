@@ -2,13 +2,18 @@
 
 Segments are scored independently by the head. Pooling decides what only the whole clip shows:
 
-* **Freezes.** A segment whose frames hardly change (motion below ``FROZEN_MOTION`` and below
-  ``FROZEN_SHARE`` of the clip's median segment motion; a re-encoded repeated frame is not
-  bit-identical) is a *freeze* when the clip moves elsewhere (median segment motion at least
-  ``MOVING_MOTION``) and the segment is not black (black frames are their own distortion); its
-  score is then pulled toward 1: ``1 + FREEZE_SCALE * (spatial_score - 1)``. In a clip that does
-  not move at all (a still image, a tripod shot, a slide) nothing is a freeze: those segments
-  keep their spatial score, which is what the head gives for frames that do not change.
+* **Freezes.** A frame step is *still* when its luma change is below ``FROZEN_MOTION`` and below
+  ``FROZEN_SHARE`` of the clip's median segment motion (a re-encoded repeated frame is not
+  bit-identical). A segment *holds* when it has ``HOLD_STEPS`` still steps in a row (the same
+  picture three times: a segment inside a freeze, or one that straddles its start or end). Holding
+  segments are *freezes* when the clip moves (median segment motion at least ``MOVING_MOTION``),
+  when at most half of the clip's segments hold (holds everywhere are stutter, which the head's
+  temporal penalty rates) and when the segment is not black (black frames are their own
+  distortion). A freeze's score is pulled toward 1: ``1 + FREEZE_SCALE * (spatial_score - 1)``.
+  In a clip that does not move at all (a still image, a tripod shot, a slide) nothing is a
+  freeze: its segments keep their spatial score, which is what the head gives for frames that do
+  not change. Without per-step motion (``motion_steps``) a segment holds when its mean motion is
+  still.
 * **Worst-segment pooling.** ``clip = (1 - WORST_WEIGHT) * mean + WORST_WEIGHT * mean of the
   worst ceil(WORST_SHARE * N) segments``: a short defect (one black, frozen or blurred second in
   ten) lowers the clip score instead of vanishing in the mean, in the spirit of the percentile
@@ -29,6 +34,7 @@ import torch
 
 FROZEN_MOTION = 1e-3    # mean absolute luma step (luma in [0, 1]) below which a segment may be frozen
 FROZEN_SHARE = 0.05     # ... if it is also below this share of the clip's median segment motion
+HOLD_STEPS = 2          # still steps in a row that make a segment hold (the same picture 3 times)
 MOVING_MOTION = 2e-3    # median segment motion from which a clip counts as moving
 FREEZE_SCALE = 0.4      # a freeze keeps this share of its spatial score above 1
 WORST_SHARE = 0.1       # the worst segments: this share of them, at least one
@@ -53,12 +59,29 @@ class PooledClip:
     segment_classes: torch.Tensor
 
 
-def frozen_segments(motion: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` motion per segment -> ``(N,)`` bool: frozen segments of a moving clip."""
-    if motion.numel() < 2:
+def frozen_segments(motion: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """``(N,)`` mean motion per segment (and ``(N, K - 1)`` per-step motion) -> ``(N,)`` bool:
+    the freezes of a moving clip (module docstring)."""
+    n = motion.numel()
+    if n < 2:
         return torch.zeros_like(motion, dtype=torch.bool)
     median = motion.median()
-    return (motion < FROZEN_MOTION) & (motion < FROZEN_SHARE * median) & bool(median >= MOVING_MOTION)
+    if not bool(median >= MOVING_MOTION):
+        return torch.zeros_like(motion, dtype=torch.bool)
+    limit = min(FROZEN_MOTION, float(FROZEN_SHARE * median))
+    if steps is None or steps.shape[-1] < HOLD_STEPS:
+        holds = motion < limit
+    else:
+        still = (steps < limit).float()
+        run = still.new_zeros(n)
+        longest = still.new_zeros(n)
+        for j in range(still.shape[-1]):
+            run = (run + 1) * still[:, j]
+            longest = torch.maximum(longest, run)
+        holds = longest >= HOLD_STEPS
+    if int(holds.sum()) * 2 > n:
+        return torch.zeros_like(holds)
+    return holds
 
 
 def pooling_weights(scores: torch.Tensor) -> torch.Tensor:
@@ -74,13 +97,16 @@ def pooling_weights(scores: torch.Tensor) -> torch.Tensor:
 
 def pool(scores: torch.Tensor, attribution_logits: torch.Tensor, severity: torch.Tensor,
          motion: torch.Tensor | None = None, spatial_scores: torch.Tensor | None = None,
-         freeze_class: int | None = None, black_class: int | None = None) -> PooledClip:
+         freeze_class: int | None = None, black_class: int | None = None,
+         motion_steps: torch.Tensor | None = None) -> PooledClip:
     """Pool one clip's ``N`` segments (see the module docstring). ``motion``, ``spatial_scores``
     and ``freeze_class`` (the attribution class of a freeze; heads of architecture 6) enable the
-    freeze rule; segments whose most likely class is ``black_class`` are never frozen."""
+    freeze rule, ``motion_steps`` ``(N, K - 1)`` lets it see holds inside a segment; segments whose
+    most likely class is ``black_class`` are never frozen."""
     frozen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     if motion is not None and spatial_scores is not None and freeze_class is not None:
-        frozen = frozen_segments(motion.detach().float())
+        steps = motion_steps.detach().float() if motion_steps is not None else None
+        frozen = frozen_segments(motion.detach().float(), steps)
         if black_class is not None:
             frozen &= attribution_logits.detach().argmax(-1) != black_class
         if bool(frozen.any()):

@@ -406,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-limit", type=int, default=0, help="evaluate on this many validation images")
     p.add_argument("--reuse-features", action="store_true", help="reuse OUT/features.npz when present")
     p.add_argument("--version", default="1.0.0")
+    p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus (0: skip)")
+    p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency (0: skip)")
     return p
 
 
@@ -462,7 +464,15 @@ def main(argv: list[str] | None = None) -> int:
 
     save_head(head, os.path.join(args.out, "head.safetensors"), sampling, MODEL_NAME, args.version)
     export_onnx(head, os.path.join(args.out, "head.onnx"), sampling, MODEL_NAME, args.version)
-    metrics = {"config": vars(args), "rows": int(len(cache["image"])), "train_images": len(train_items),
+    evaluation = None
+    if args.eval_ladder or args.eval_temporal:
+        from .evaluate import evaluate
+        evaluation = evaluate(os.path.join(args.out, "head.onnx"), val_items, n_quality=None, n_ladder=args.eval_ladder,
+                              n_temporal=args.eval_temporal, seed=args.seed, vmaf=bool(args.eval_ladder),
+                              scene=bool(args.eval_ladder))
+        log("evaluation: " + json.dumps({k: evaluation[k] for k in ("quality", "eval_seconds")}))
+    metrics = {"config": {k: v for k, v in vars(args).items() if k not in ("data", "out")},
+               "rows": int(len(cache["image"])), "train_images": len(train_items), "validation": evaluation,
                "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
                "final_losses": history[-1], "validation_rows": report, "command": " ".join(["python -m vqametric.train.fast.fusion_trainer",
                                                                  *(argv if argv is not None else sys.argv[1:])])}
