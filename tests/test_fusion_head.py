@@ -158,17 +158,27 @@ def test_a_still_segment_is_a_freeze_only_in_a_moving_clip():
 
 
 def test_a_hold_inside_a_segment_is_a_freeze_but_holds_everywhere_are_stutter():
-    freeze = ATTRIBUTION_CLASSES_V6.index("freeze")
+    freeze, stutter = ATTRIBUTION_CLASSES_V6.index("freeze"), ATTRIBUTION_CLASSES_V6.index("stutter")
     scores, spatial = torch.full((10,), 4.0), torch.full((10,), 4.0)
     steps = torch.full((10, 3), 0.01)
     steps[4] = torch.tensor([0.01, 0.0, 0.0])        # moving, then the same picture three times
     steps[6] = torch.tensor([0.0, 0.01, 0.0])        # two still steps, not in a row: a doubled frame
-    p = pool(scores, _logits(10), torch.zeros(10, 11), steps.mean(1), spatial, freeze, motion_steps=steps)
+    p = pool(scores, _logits(10), torch.zeros(10, 11), steps.mean(1), spatial, freeze, motion_steps=steps,
+             stutter_class=stutter)
     assert p.frozen.tolist() == [i == 4 for i in range(10)]
-    # every segment holds (frames held four times): stutter, left to the temporal penalty
+    # two of three steps still: it keeps 1 - 0.6 * 2/3 = 0.6 of its spatial score above 1
+    assert p.segment_scores[4].item() == pytest.approx(1 + 0.6 * 3.0)
+    assert ATTRIBUTION_CLASSES_V6[int(p.segment_classes[4])] == "freeze"
+    # every segment holds (each picture held three times and more): the clip stutters
     held = torch.tensor([[0.0, 0.0, 0.03]] * 10)
-    p = pool(scores, _logits(10), torch.zeros(10, 11), held.mean(1), spatial, freeze, motion_steps=held)
-    assert not p.frozen.any() and p.score.item() == pytest.approx(4.0)
+    p = pool(scores, _logits(10), torch.zeros(10, 11), held.mean(1), spatial, freeze, motion_steps=held,
+             stutter_class=stutter)
+    assert p.frozen.all() and p.score.item() == pytest.approx(1 + 0.6 * 3.0)
+    assert ATTRIBUTION_CLASSES_V6[p.dominant] == "stutter"
+    # a static shot: steps of sensor noise only, nothing held
+    noise = torch.full((10, 3), 0.0012)
+    assert not pool(scores, _logits(10), torch.zeros(10, 11), noise.mean(1), spatial, freeze,
+                    motion_steps=noise).frozen.any()
     # a black segment is never a freeze
     black = ATTRIBUTION_CLASSES_V6.index("black")
     p = pool(scores, _logits(10, black), torch.zeros(10, 11), steps.mean(1), spatial, freeze, black, steps)

@@ -196,8 +196,11 @@ register_model(ModelCard(
                        "pan_clips": {"srcc": 0.819, "plcc_logistic": 0.855}},
         "x264_crf_18_22_26_30_strictly_ordered": 0.867,
         "still_static_pan_within_0.25": 0.683, "stills_called_stutter_or_freeze": 0.011,
-        "one_second_defect_drops_10s_clip_by_0.5": {"black": 0.883, "frozen": 0.75, "blurred": 0.817},
-        "attribution_top1": 0.702,
+        "one_second_defect_drops_10s_clip_by_0.5": {"black": 0.883, "frozen": 0.767, "blurred": 0.817},
+        "attribution_top1": 0.700,
+        "ladder_kendall_tau": {"mean": 0.881, "spatial": 0.935, "temporal": 0.783, "worst": ["stutter", 0.456],
+                               "images": 24},
+        "temporal_consistency": {"without_reverse": 0.992, "all_six_perturbations": 0.902, "images": 100},
         "goals_met": False,
     },
 ))

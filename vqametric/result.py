@@ -12,7 +12,8 @@ class SegmentScore:
     """Score of one temporal segment: source frames ``[start_frame, end_frame)``, seconds ``[start, end)``.
 
     ``distortion``: the segment's most likely attribution class (fast heads); ``frozen``: the
-    segment does not change while the clip moves elsewhere (a freeze, see ``backends/pooling.py``)."""
+    segment holds the same picture for three frames while the clip moves (a freeze, or heavy
+    stutter; see ``backends/pooling.py``)."""
 
     start_frame: int
     end_frame: int

@@ -119,13 +119,13 @@ class FastScorer:
         infer = time.perf_counter() - t0
         scores, results, start = [], [], 0
         classes = self.attribution_classes
-        freeze, black = (classes.index(c) if c in classes else None for c in ("freeze", "black"))
+        freeze, black, stutter = (classes.index(c) if c in classes else None for c in ("freeze", "black", "stutter"))
         for views, ctx in prepared:
             n = ctx["plan"].num_segments
             part = {k: v[start:start + n] for k, v in out.items()}
             start += n
             pooled = pool(part["score"], part["attribution"], part["severity"], part.get("motion"),
-                          part.get("spatial_score"), freeze, black, part.get("motion_steps"))
+                          part.get("spatial_score"), freeze, black, part.get("motion_steps"), stutter)
             if not bool(torch.isfinite(pooled.score.detach())):
                 raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
                                         "the input frames are probably corrupt")

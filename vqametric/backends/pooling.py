@@ -2,18 +2,20 @@
 
 Segments are scored independently by the head. Pooling decides what only the whole clip shows:
 
-* **Freezes.** A frame step is *still* when its luma change is below ``FROZEN_MOTION`` and below
-  ``FROZEN_SHARE`` of the clip's median segment motion (a re-encoded repeated frame is not
-  bit-identical). A segment *holds* when it has ``HOLD_STEPS`` still steps in a row (the same
-  picture three times: a segment inside a freeze, or one that straddles its start or end). Holding
-  segments are *freezes* when the clip moves (median segment motion at least ``MOVING_MOTION``),
-  when at most half of the clip's segments hold (holds everywhere are stutter, which the head's
-  temporal penalty rates) and when the segment is not black (black frames are their own
-  distortion). A freeze's score is pulled toward 1: ``1 + FREEZE_SCALE * (spatial_score - 1)``.
-  In a clip that does not move at all (a still image, a tripod shot, a slide) nothing is a
-  freeze: its segments keep their spatial score, which is what the head gives for frames that do
-  not change. Without per-step motion (``motion_steps``) a segment holds when its mean motion is
-  still.
+* **Holds: freezes and heavy stutter.** A clip *moves* when at least a quarter of its frame steps
+  change by ``FROZEN_MOTION`` or more and the median of those is at least ``MOVING_MOTION``. In a
+  moving clip a step is *still* when its luma change is below ``FROZEN_MOTION`` and below
+  ``FROZEN_SHARE`` of that median (a re-encoded repeated frame is not bit-identical), and a
+  segment *holds* when it has ``HOLD_STEPS`` still steps in a row (the same picture three times).
+  Inside four frames a hold has no motion to judge, so the head cannot see it; pooling does. A
+  holding segment that is not black (black frames are their own distortion) scores at most
+  ``1 + (1 - (1 - FREEZE_SCALE) * h) * (spatial_score - 1)``, ``h`` its share of still steps
+  (a segment entirely inside a hold keeps ``FREEZE_SCALE`` of its spatial score above 1). When at
+  most half of the segments hold, the holds are *freezes* (a stop in moving content); when more
+  do, the clip *stutters* (frames held again and again) and they are attributed to stutter. In a
+  clip that does not move (a still image, a tripod shot, a slide) nothing holds: its segments
+  keep their spatial score, which is what the head gives for frames that do not change. Without
+  per-step motion (``motion_steps``) a segment holds when its mean motion is still.
 * **Worst-segment pooling.** ``clip = (1 - WORST_WEIGHT) * mean + WORST_WEIGHT * mean of the
   worst ceil(WORST_SHARE * N) segments``: a short defect (one black, frozen or blurred second in
   ten) lowers the clip score instead of vanishing in the mean, in the spirit of the percentile
@@ -59,29 +61,28 @@ class PooledClip:
     segment_classes: torch.Tensor
 
 
-def frozen_segments(motion: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
-    """``(N,)`` mean motion per segment (and ``(N, K - 1)`` per-step motion) -> ``(N,)`` bool:
-    the freezes of a moving clip (module docstring)."""
+def held_segments(motion: torch.Tensor, steps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``(N,)`` mean motion per segment (and ``(N, K - 1)`` per-step motion) -> ``(holds (N,) bool,
+    still share (N,) in [0, 1], stutter)``: the segments of a moving clip that hold the same
+    picture, the share of still steps in each, and whether holds are everywhere (module docstring)."""
     n = motion.numel()
-    if n < 2:
-        return torch.zeros_like(motion, dtype=torch.bool)
-    median = motion.median()
-    if not bool(median >= MOVING_MOTION):
-        return torch.zeros_like(motion, dtype=torch.bool)
-    limit = min(FROZEN_MOTION, float(FROZEN_SHARE * median))
-    if steps is None or steps.shape[-1] < HOLD_STEPS:
-        holds = motion < limit
-    else:
-        still = (steps < limit).float()
-        run = still.new_zeros(n)
-        longest = still.new_zeros(n)
-        for j in range(still.shape[-1]):
-            run = (run + 1) * still[:, j]
-            longest = torch.maximum(longest, run)
-        holds = longest >= HOLD_STEPS
-    if int(holds.sum()) * 2 > n:
-        return torch.zeros_like(holds)
-    return holds
+    steps = motion[:, None] if steps is None or steps.shape[-1] < HOLD_STEPS else steps
+    none = torch.zeros(n, dtype=torch.bool, device=motion.device)
+    flat = steps.flatten()
+    moving = flat[flat >= FROZEN_MOTION]
+    if n < 2 or moving.numel() * 4 < flat.numel() or not bool(moving.median() >= MOVING_MOTION):
+        return none, motion.new_zeros(n), False          # the clip does not move: nothing is held
+    limit = min(FROZEN_MOTION, float(FROZEN_SHARE * moving.median()))
+    still = (steps < limit).float()
+    if steps.shape[-1] < HOLD_STEPS:
+        return still[:, 0] > 0, still[:, 0], False
+    run = still.new_zeros(n)
+    longest = still.new_zeros(n)
+    for j in range(still.shape[-1]):
+        run = (run + 1) * still[:, j]
+        longest = torch.maximum(longest, run)
+    holds = longest >= HOLD_STEPS
+    return holds, still.mean(1), int(holds.sum()) * 2 > n
 
 
 def pooling_weights(scores: torch.Tensor) -> torch.Tensor:
@@ -98,26 +99,31 @@ def pooling_weights(scores: torch.Tensor) -> torch.Tensor:
 def pool(scores: torch.Tensor, attribution_logits: torch.Tensor, severity: torch.Tensor,
          motion: torch.Tensor | None = None, spatial_scores: torch.Tensor | None = None,
          freeze_class: int | None = None, black_class: int | None = None,
-         motion_steps: torch.Tensor | None = None) -> PooledClip:
+         motion_steps: torch.Tensor | None = None, stutter_class: int | None = None) -> PooledClip:
     """Pool one clip's ``N`` segments (see the module docstring). ``motion``, ``spatial_scores``
     and ``freeze_class`` (the attribution class of a freeze; heads of architecture 6) enable the
     freeze rule, ``motion_steps`` ``(N, K - 1)`` lets it see holds inside a segment; segments whose
-    most likely class is ``black_class`` are never frozen."""
+    most likely class is ``black_class`` are never held; when holds are everywhere they are
+    attributed to ``stutter_class``."""
     frozen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    held_class = freeze_class
     if motion is not None and spatial_scores is not None and freeze_class is not None:
         steps = motion_steps.detach().float() if motion_steps is not None else None
-        frozen = frozen_segments(motion.detach().float(), steps)
+        frozen, share, stutter = held_segments(motion.detach().float(), steps)
+        if stutter and stutter_class is not None:
+            held_class = stutter_class
         if black_class is not None:
             frozen &= attribution_logits.detach().argmax(-1) != black_class
         if bool(frozen.any()):
-            scores = torch.where(frozen, 1.0 + FREEZE_SCALE * (spatial_scores - 1.0), scores)
+            keep = 1.0 - (1.0 - FREEZE_SCALE) * share.to(scores.dtype)
+            scores = torch.where(frozen, torch.minimum(scores, 1.0 + keep * (spatial_scores - 1.0)), scores)
     w = pooling_weights(scores)
     clip = (w * scores).sum()
     probs = torch.softmax(attribution_logits.detach().float(), -1)
     if bool(frozen.any()):
         probs = probs.clone()
         probs[frozen] = 0.0
-        probs[frozen, freeze_class] = 1.0
+        probs[frozen, held_class] = 1.0
     wd = w.detach().float()
     attribution = (wd[:, None] * probs).sum(0)
     sev = (wd[:, None] * severity.detach().float()).sum(0)
