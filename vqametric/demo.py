@@ -36,17 +36,21 @@ def scene_frames(n: int = 75, height: int = 720, width: int = 1280, seed: int = 
         yield f
 
 
-def encode(frames, path: str, crf: int = 18, fps: int = 25, scale: float = 1.0) -> str:
-    """Encode RGB frames with x264 at ``crf``; ``scale < 1`` encodes a downscaled copy that
-    is scaled back up on decode-side by FFmpeg (bilinear), as a resolution-ladder rung would be."""
+def encode(frames, path: str, crf: int = 18, fps: int = 25, scale: float = 1.0, preset: str = "veryfast",
+           threads: int | None = None) -> str:
+    """Encode RGB uint8 frames ``(H, W, 3)`` with x264 at ``crf`` into an MP4 (yuv420p); ``scale < 1``
+    encodes a downscaled copy that is scaled back up on decode-side by FFmpeg (bilinear), as a
+    resolution-ladder rung would be. ``threads``: encoder threads (default: FFmpeg's choice)."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
     with av.open(path, "w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": "veryfast"}
+        s.options = {"crf": str(crf), "preset": preset}
+        if threads is not None:
+            s.thread_count = threads
         for f in frames:
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
             if scale != 1.0:
                 sw, sh = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2
                 frame = frame.reformat(width=sw, height=sh).reformat(width=w, height=h)

@@ -58,6 +58,9 @@ class FastScorer:
                 p.requires_grad_(False)
         self.head_config = self._head_config()
         _, self.distortions, self.attribution_classes = head_vocabulary(self.head_config.arch)
+        # the classes pooling treats apart (None where the head has no such class)
+        self._pool_classes = {c: self.attribution_classes.index(c) if c in self.attribution_classes else None
+                              for c in ("freeze", "black", "stutter")}
         self._check_sampling()
 
     def _head_config(self) -> HeadConfig:
@@ -118,14 +121,14 @@ class FastScorer:
         _sync(self.device)
         infer = time.perf_counter() - t0
         scores, results, start = [], [], 0
-        classes = self.attribution_classes
-        freeze, black, stutter = (classes.index(c) if c in classes else None for c in ("freeze", "black", "stutter"))
+        cls = self._pool_classes
         for views, ctx in prepared:
             n = ctx["plan"].num_segments
             part = {k: v[start:start + n] for k, v in out.items()}
             start += n
             pooled = pool(part["score"], part["attribution"], part["severity"], part.get("motion"),
-                          part.get("spatial_score"), freeze, black, part.get("motion_steps"), stutter)
+                          part.get("spatial_score"), cls["freeze"], cls["black"], part.get("motion_steps"),
+                          cls["stutter"])
             if not bool(torch.isfinite(pooled.score.detach())):
                 raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
                                         "the input frames are probably corrupt")

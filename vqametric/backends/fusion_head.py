@@ -119,19 +119,22 @@ class FusionHead(nn.Module):
 
     def features(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
         """Frozen features per segment: ``backbone`` ``(N, 1568)``, ``spatial`` and ``temporal``
-        (the base head's, raw), ``motion`` ``(N,)``. The readouts are trained on these."""
+        (the base head's, raw), ``motion`` ``(N,)``, ``motion_steps`` ``(N, max(K - 1, 1))``. The
+        readouts are trained on these."""
         n, k = global_view.shape[:2]
         small = F.avg_pool2d(global_view.flatten(0, 1), 2).view(n, k, 3, global_view.shape[-2] // 2, -1)
         b = self.base.features(fragments, small)
         stats = b["stats"]
         spatial = torch.cat((b["fragment"], b["global"], stats[:, :NSS_FEATURES],
                              stats[:, NSS_FEATURES + TEMPORAL_STATS:]), 1)
-        motion = self.motion(global_view)
+        steps = self.motion_steps(global_view)
+        motion = steps.mean(1)
         temporal = torch.cat((b["temporal"], stats[:, NSS_FEATURES:NSS_FEATURES + TEMPORAL_STATS], b["hidden"],
                               torch.log(motion + 1e-4)[:, None]), 1)
         first = global_view[:, 0]
         backbone = self.backbone.stage_stats(first * self.pm1_w + self.pm1_b)
-        return {"backbone": backbone, "spatial": spatial, "temporal": temporal, "motion": motion}
+        return {"backbone": backbone, "spatial": spatial, "temporal": temporal, "motion": motion,
+                "motion_steps": steps}
 
     def readout(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Frozen features (:meth:`features`) -> the outputs (module docstring)."""
@@ -152,9 +155,8 @@ class FusionHead(nn.Module):
         }
 
     def forward(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.readout(self.features(fragments, global_view))
-        out["motion_steps"] = self.motion_steps(global_view)
-        return out
+        feats = self.features(fragments, global_view)
+        return {**self.readout(feats), "motion_steps": feats["motion_steps"]}
 
     @torch.no_grad()
     def set_standardisers(self, feats: dict[str, torch.Tensor]) -> None:
@@ -166,9 +168,7 @@ class FusionHead(nn.Module):
             m.running_var.copy_(x.var(0).clamp_min(1e-8).float())
 
     def example_inputs(self, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.config
-        return (torch.randn(n, c.frames_per_segment, 3, c.fragment_size, c.fragment_size),
-                torch.randn(n, c.frames_per_segment, 3, c.global_size, c.global_size))
+        return self.config.example_inputs(n)
 
     def sampling_config(self, **overrides: Any):
-        return FastHead.sampling_config(self, **overrides)
+        return self.config.sampling_config(**overrides)

@@ -78,6 +78,19 @@ class HeadConfig:
             raise ValueError(f"fragment_size must be a multiple of {FRAGMENT_GRID} of at least "
                              f"{8 * FRAGMENT_GRID}, and global_size at least 16")
 
+    def example_inputs(self, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random ``(fragments (n, K, 3, F, F), global_view (n, K, 3, S, S))`` of this head's sizes."""
+        return (torch.randn(n, self.frames_per_segment, 3, self.fragment_size, self.fragment_size),
+                torch.randn(n, self.frames_per_segment, 3, self.global_size, self.global_size))
+
+    def sampling_config(self, **overrides: Any) -> SamplingConfig:
+        """The :class:`SamplingConfig` whose views match this head's input sizes."""
+        kw = dict(num_segments=self.num_segments, frames_per_segment=self.frames_per_segment,
+                  fragment_grid=FRAGMENT_GRID, fragment_patch=self.fragment_size // FRAGMENT_GRID,
+                  global_size=self.global_size)
+        kw.update(overrides)
+        return SamplingConfig(**kw)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "HeadConfig":
         d = {k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__}
@@ -323,18 +336,11 @@ class FastHead(nn.Module):
         }
 
     def example_inputs(self, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.config
-        return (torch.randn(n, c.frames_per_segment, 3, c.fragment_size, c.fragment_size),
-                torch.randn(n, c.frames_per_segment, 3, c.global_size, c.global_size))
+        return self.config.example_inputs(n)
 
     def sampling_config(self, **overrides: Any) -> SamplingConfig:
         """The :class:`SamplingConfig` whose views match this head's input sizes."""
-        c = self.config
-        kw = dict(num_segments=c.num_segments, frames_per_segment=c.frames_per_segment,
-                  fragment_grid=FRAGMENT_GRID, fragment_patch=c.fragment_size // FRAGMENT_GRID,
-                  global_size=c.global_size)
-        kw.update(overrides)
-        return SamplingConfig(**kw)
+        return self.config.sampling_config(**overrides)
 
 
 OUTPUT_NAMES = ("score", "attribution", "severity")

@@ -45,19 +45,8 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     path = os.fspath(path)
     head = head.eval().float().cpu()
     sampling = sampling or head.sampling_config()
-    n = torch.export.Dim("n", min=1, max=4096)
     output_names = head_vocabulary(head.config.arch)[0]
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the exporter logs one line per optional torchvision op it skips
-    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            _OnnxWrapper(head, output_names), head.example_inputs(2), dynamo=True, external_data=False,
-            input_names=list(INPUT_NAMES), output_names=list(output_names), opset_version=opset,
-            dynamic_shapes=({0: n}, {0: n}), verbose=False)
-    quiet.setLevel(level)
-    program.save(path, external_data=False)
+    export_graph(_OnnxWrapper(head, output_names), head.example_inputs(2), output_names, path, opset)
     model = onnx.load(path)
     _strip_trace_metadata(model)
     meta = json.dumps({"head": asdict(head.config), "sampling": sampling.to_dict(), "name": name,
@@ -66,6 +55,24 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     entry = model.metadata_props.add()
     entry.key, entry.value = FORMAT_KEY, meta
     onnx.save(model, path)
+    return path
+
+
+def export_graph(module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], output_names, path: str,
+                 opset: int = 18) -> str:
+    """Export ``module(fragments, global_view) -> tuple`` to one ONNX file (weights embedded,
+    dynamic batch ``N``, inputs named :data:`INPUT_NAMES`, outputs ``output_names``), quietly."""
+    n = torch.export.Dim("n", min=1, max=4096)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter logs one line per optional torchvision op it skips
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module, example_inputs, dynamo=True, external_data=False, input_names=list(INPUT_NAMES),
+            output_names=list(output_names), opset_version=opset, dynamic_shapes=({0: n}, {0: n}), verbose=False)
+    quiet.setLevel(level)
+    program.save(path, external_data=False)
     return path
 
 
@@ -121,8 +128,11 @@ class OnnxHead:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
-        arch = HeadConfig.from_dict(self.metadata["head"]).arch
-        self.output_names, self.distortions, self.attribution_classes = head_vocabulary(arch)
+        config = HeadConfig.from_dict(self.metadata["head"])
+        self.output_names, self.distortions, self.attribution_classes = head_vocabulary(config.arch)
+        # second dimension of each output (absent: one value per segment), for IO binding
+        self._widths = {"attribution": len(self.attribution_classes), "severity": len(self.distortions),
+                        "motion_steps": max(config.frames_per_segment - 1, 1)}
 
     def __call__(self, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
         inputs = {"fragments": fragments, "global_view": global_view}
@@ -142,11 +152,8 @@ class OnnxHead:
             keep.append(t)
             binding.bind_input(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
         n = keep[0].shape[0]
-        k = HeadConfig.from_dict(self.metadata["head"]).frames_per_segment
-        widths = {"attribution": len(self.attribution_classes), "severity": len(self.distortions),
-                  "motion_steps": max(k - 1, 1)}
-        outs = {k: torch.empty((n, widths[k]) if k in widths else (n,), device=self.device)
-                for k in self.output_names}
+        outs = {name: torch.empty((n, self._widths[name]) if name in self._widths else (n,), device=self.device)
+                for name in self.output_names}
         for name, t in outs.items():
             binding.bind_output(name, "cuda", dev_id, np.float32, list(t.shape), t.data_ptr())
         self.session.run_with_iobinding(binding)

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 
 import torch
 
-FROZEN_MOTION = 1e-3    # mean absolute luma step (luma in [0, 1]) below which a segment may be frozen
-FROZEN_SHARE = 0.05     # ... if it is also below this share of the clip's median segment motion
+FROZEN_MOTION = 1e-3    # mean absolute luma change of a frame step (luma in [0, 1]): below, a step may be still;
+                        # from it, a step moves
+FROZEN_SHARE = 0.05     # ... still if it is also below this share of the median moving step
 HOLD_STEPS = 2          # still steps in a row that make a segment hold (the same picture 3 times)
-MOVING_MOTION = 2e-3    # median segment motion from which a clip counts as moving
+MOVING_MOTION = 2e-3    # median moving step from which a clip counts as moving
 FREEZE_SCALE = 0.4      # a freeze keeps this share of its spatial score above 1
 WORST_SHARE = 0.1       # the worst segments: this share of them, at least one
 WORST_WEIGHT = 0.5      # weight of the worst segments' mean in the clip score

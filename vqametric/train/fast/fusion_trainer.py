@@ -60,12 +60,7 @@ def fusion_sampling(config: HeadConfig, **overrides: Any) -> SamplingConfig:
     4 frames per second of video (at least 4, at most 16 segments)."""
     kw = dict(num_segments=4, segment_seconds=1.0, max_segments=16)
     kw.update(overrides)
-    return FusionHead.sampling_config(_Cfg(config), **kw)
-
-
-@dataclass
-class _Cfg:
-    config: HeadConfig
+    return config.sampling_config(**kw)
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -187,19 +182,10 @@ class _FeatureGraph(torch.nn.Module):
 
 def export_features(head: FusionHead, path: str) -> str:
     """The frozen part of ``head`` (:meth:`FusionHead.features`) as an ONNX graph (dynamic batch)."""
-    import contextlib
-    import io
-    import warnings
+    from ...backends.onnx_runtime import export_graph
 
     head = head.eval()
-    n = torch.export.Dim("n", min=1, max=4096)
-    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        prog = torch.onnx.export(_FeatureGraph(head), head.example_inputs(2), dynamo=True, external_data=False,
-                                 input_names=["fragments", "global_view"], output_names=list(FEATURE_KEYS),
-                                 dynamic_shapes=({0: n}, {0: n}), opset_version=18, verbose=False)
-    prog.save(path, external_data=False)
-    return path
+    return export_graph(_FeatureGraph(head), head.example_inputs(2), FEATURE_KEYS, path)
 
 
 _WORKER: dict[str, Any] = {}

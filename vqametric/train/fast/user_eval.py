@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ...demo import encode
 from . import distortions as D
 from .data import ImageItem, load_image, read_biq2021_train, split_train_val
 from .evaluate import eval_clip, spread_subset
@@ -45,22 +46,9 @@ ATTRIBUTION_CASES = {  # clip maker -> the class it should be attributed to
     "shake": ("shake", 4), "black": ("black", 0), "freeze": ("freeze", 5)}
 
 
-def write_mp4(frames: np.ndarray, path: str, fps: int = 25, crf: int = 16, preset: str = "medium") -> str:
-    """RGB uint8 frames ``(T, H, W, 3)`` -> an x264 MP4 (yuv420p)."""
-    import av
-
-    with av.open(path, "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "yuv420p"
-        s.options = {"crf": str(crf), "preset": preset}
-        s.thread_count = 1
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+def write_mp4(frames: np.ndarray, path: str, fps: int = 25, crf: int = 16) -> str:
+    """RGB uint8 frames ``(T, H, W, 3)`` -> an x264 MP4 (medium preset, one thread: repeatable)."""
+    return encode(frames, path, crf=crf, fps=fps, preset="medium", threads=1)
 
 
 def pan(image: np.ndarray, n: int, height: int, width: int, step: int = 1, seed: int = 0) -> np.ndarray:
