@@ -250,7 +250,7 @@ def test_bad_in_memory_frames(score, name, make, phrase):
 
 
 def test_bad_fps_for_in_memory_frames(score):
-    fails(lambda v: score(v, fps=0), CLIP, InvalidVideoInput, "fps must be a positive number")
+    fails(lambda v: score(v, fps=0), CLIP, InvalidVideoInput, "fps must be between")
 
 
 BAD_PLANES = [

@@ -261,7 +261,7 @@ def test_preprocess_views_subset_and_default_buffers():
 @needs_kernels_here
 def test_preprocess_empty_clip_and_bad_out():
     plan = make_plan(1, 8, 8, SamplingConfig(fragment_grid=2, fragment_patch=2, global_size=4))
-    empty = RGBFrames(torch.empty((0, 8, 8, 3), dtype=torch.uint8))
+    empty = RGBFrames.trusted(torch.empty((0, 8, 8, 3), dtype=torch.uint8))
     got, ref = K.preprocess(empty, plan), preprocess_reference(empty, plan)
     assert {k: v.shape for k, v in got.items()} == {k: v.shape for k, v in ref.items()}
     frames = RGBFrames(torch.randint(1, 255, (1, 8, 8, 3), dtype=torch.uint8))

@@ -191,7 +191,7 @@ def test_yuv_input_equals_converted_rgb():
 
 
 def test_empty_clip_raises():
-    empty = RGBFrames(torch.empty((0, 4, 4, 3), dtype=torch.uint8))
+    empty = RGBFrames.trusted(torch.empty((0, 4, 4, 3), dtype=torch.uint8))
     with pytest.raises(SamplingError):
         L.internvl_tiles_reference(empty)
     with pytest.raises(SamplingError):

@@ -124,6 +124,6 @@ def test_uint16_planes_are_accepted():
 
 def test_an_empty_clip_gives_empty_views_of_every_kind():
     plan = make_plan(1, 8, 8, SamplingConfig(num_segments=1, fragment_grid=2, fragment_patch=4, global_size=6))
-    for frames in (RGBFrames(torch.empty((0, 8, 8, 3), dtype=torch.uint8)),):
+    for frames in (RGBFrames.trusted(torch.empty((0, 8, 8, 3), dtype=torch.uint8)),):
         out = preprocess_reference(frames, plan)
         assert out["fragments"].shape == (0, 3, 8, 8) and out["global_view"].shape == (0, 3, 6, 6)

@@ -7,7 +7,7 @@
 """
 __version__ = "0.1.0"
 
-from .errors import (BackendUnavailable, InvalidVideoInput, ModelNotFound, SamplingError, VideoDecodeError,
+from .errors import (BackendUnavailable, InvalidOption, InvalidVideoInput, ModelNotFound, SamplingError, VideoDecodeError,
                      VQAMetricError, WeightsNotFound)
 from .functional import explain, score, score_batch
 from .io import Clip, ClipInfo, RGBFrames, YUV420Frames, open_clip
@@ -21,7 +21,7 @@ __all__ = [
     "DEFAULT_MODEL", "score", "score_batch", "explain", "QualityResult", "SegmentScore", "open_clip", "Clip",
     "ClipInfo",
     "RGBFrames", "YUV420Frames", "SamplingConfig", "SamplingPlan", "make_plan", "VQAMetricError",
-    "InvalidVideoInput", "VideoDecodeError", "WeightsNotFound", "ModelNotFound", "BackendUnavailable",
+    "InvalidVideoInput", "InvalidOption", "VideoDecodeError", "WeightsNotFound", "ModelNotFound", "BackendUnavailable",
     "SamplingError",
 ]
 

@@ -54,7 +54,7 @@ def _score(args: argparse.Namespace) -> int:
                 continue
             failure = result.sampling.get("generation", {}).get("failure") or "no answer"
             error, message = "ParseFailure", f"the model's answer could not be parsed ({failure})"
-        except (VQAMetricError, OSError, RuntimeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, never stops the batch
             error, message = type(e).__name__, str(e)
         failed += 1
         records.append({"ok": False, "source": path, "error": error, "message": message})
@@ -199,7 +199,7 @@ def _explain(args: argparse.Namespace) -> int:
             _, (result,) = scorer.score([path], fps=args.fps)
             records.append({"ok": True, "result": result})
             failed += 0 if result.parse_ok else 1
-        except (VQAMetricError, OSError, RuntimeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, never stops the batch
             failed += 1
             records.append({"ok": False, "source": path, "error": type(e).__name__, "message": str(e)})
     if args.format == "json":

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .backends import build_scorer
+from .errors import InvalidOption
 from .io.clip import iter_videos
 from .registry import DEFAULT_MODEL, ModelCard, get_card, list_models
 from .result import QualityResult
@@ -117,7 +118,7 @@ def explain(video: Any, model: str | ModelCard = "vqathinker-8b", checkpoint: st
         scorer = build_scorer(model, device=device, **options)
     else:
         if get_card(model).backend != "lmm":
-            raise ValueError(f"explain() needs a reasoning model; {model!r} is a {get_card(model).backend} model "
+            raise InvalidOption(f"explain() needs a reasoning model; {model!r} is a {get_card(model).backend} model "
                              "(use vqametric.score)")
         key = tuple(sorted((k, v if not isinstance(v, (list, dict)) else repr(v)) for k, v in options.items()))
         name, dev = os.fspath(model), None if device is None else str(device)

@@ -59,14 +59,33 @@ class QualityResult:
             raise ValueError(f"a QualityResult score must be finite, got {self.score}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; an unparsed answer's missing score is ``None``."""
+        """Plain data that strict JSON accepts: an unparsed answer's missing score is ``None``, and so
+        is any other value that is not a finite number, with the reason under ``null_reasons``
+        (field path -> what the value was, e.g. ``{"clip.duration": "inf"}``)."""
         d = asdict(self)
         if math.isnan(self.score):
             d["score"] = None
+        reasons: dict[str, str] = {}
+        d = _finite(d, "", reasons)
+        if reasons:
+            d["null_reasons"] = reasons
         return d
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        """:meth:`to_dict` as strict JSON (never ``NaN`` or ``Infinity``)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     def __float__(self) -> float:
         return float(self.score)
+
+
+def _finite(value: Any, path: str, reasons: dict[str, str]) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (its path and value noted in ``reasons``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        reasons[path] = str(value)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}" if path else str(k), reasons) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{path}[{i}]", reasons) for i, v in enumerate(value)]
+    return value

@@ -12,7 +12,8 @@ def build_scorer(card, device=None, runtime=None, requires_grad=False, head=None
         from .lmm import LMMScorer
         return LMMScorer(card, device=device, runtime=runtime, requires_grad=requires_grad, head=head, **lmm_options)
     if lmm_options:
-        raise ValueError(f"option(s) {sorted(lmm_options)} apply to reasoning models only; {card.name!r} is a "
+        from ..errors import InvalidOption
+        raise InvalidOption(f"option(s) {sorted(lmm_options)} apply to reasoning models only; {card.name!r} is a "
                          f"{card.backend} model")
     if card.backend == "fast-head":
         from .fast import FastScorer

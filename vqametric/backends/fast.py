@@ -1,6 +1,7 @@
 """The fast scoring path: clip -> plan -> decode -> preprocess -> head -> :class:`QualityResult`.
 
-One call scores a batch of clips with a single head forward over all their segments.
+A batch is scored clip by clip, and a clip's segments go through the head ``HEAD_CHUNK`` at a time,
+so memory does not grow with the batch.
 """
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import BackendUnavailable, InvalidVideoInput, SamplingError
+from ..errors import BackendUnavailable, InvalidOption, InvalidVideoInput, SamplingError, parse_device
+from ..forksafety import mark_used
 from ..registry import ModelCard
 from ..result import QualityResult, SegmentScore
 from ..sampling import preprocess
 from .head import HeadConfig, head_vocabulary, load_head
 from .planned import read_planned
 from .pooling import pool
+
+HEAD_CHUNK = 16  # segments per head call: one default-sampled clip of up to 16 s
 
 
 class FastScorer:
@@ -32,7 +36,7 @@ class FastScorer:
                  requires_grad: bool = False, head: FastHead | None = None, overlap: bool = True):
         self.card = card
         self.overlap = overlap
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = parse_device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"device={str(self.device)!r} but torch sees no CUDA device (torch "
                                      f"{torch.__version__}); use device='cpu' or install a CUDA build of torch")
@@ -41,11 +45,11 @@ class FastScorer:
             runtime = "torch"
         elif requires_grad:
             if runtime == "onnx":
-                raise ValueError("gradients need runtime='torch'; ONNX Runtime is inference-only")
+                raise InvalidOption("gradients need runtime='torch'; ONNX Runtime is inference-only")
             runtime = "torch"
         runtime = runtime or card.default_runtime
         if runtime not in ("onnx", "torch"):
-            raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
+            raise InvalidOption(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
         self.runtime = runtime
         if head is not None:
             self.model = head.to(self.device)
@@ -99,42 +103,50 @@ class FastScorer:
         return views
 
     def forward(self, views: Sequence[dict[str, torch.Tensor]], k: int) -> dict[str, torch.Tensor]:
-        """Head outputs for the concatenated segments of several clips."""
+        """Head outputs for the concatenated segments of several clips, ``HEAD_CHUNK`` segments per
+        head call (outputs are per segment, so chunking changes nothing but the peak memory)."""
         frag = torch.cat([v["fragments"] for v in views])
         glob = torch.cat([v["global_view"] for v in views])
         frag = frag.view(-1, k, *frag.shape[1:])
         glob = glob.view(-1, k, *glob.shape[1:])
-        if self.runtime == "torch":
-            with torch.set_grad_enabled(self.requires_grad and torch.is_grad_enabled()):
-                return self.model(frag, glob)
-        with torch.no_grad():
-            return self.model(frag, glob)
+        grad = self.runtime == "torch" and self.requires_grad and torch.is_grad_enabled()
+        parts = []
+        with torch.set_grad_enabled(grad):
+            for a in range(0, frag.shape[0], HEAD_CHUNK):
+                parts.append(self.model(frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]))
+        if len(parts) == 1:
+            return parts[0]
+        return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
     def score(self, videos: Sequence[Any], fps: float | None = None) -> tuple[torch.Tensor, list[QualityResult]]:
-        """Score several videos: ``(scores (B,) float32 tensor, results)``; scores keep autograd."""
+        """Score several videos: ``(scores (B,) float32 tensor, results)``; scores keep autograd.
+
+        Clips are scored one after another (decode, preprocess, head, pooling), so peak memory is
+        that of the largest clip, not of the batch."""
         if len(videos) == 0:
             raise InvalidVideoInput("the batch is empty; pass at least one video")
-        prepared = [self.prepare(v, fps) for v in videos]
-        k = self.card.sampling.frames_per_segment
+        mark_used()
+        scores, results = [], []
+        for video in videos:
+            score, result = self._score_one(video, fps)
+            scores.append(score)
+            results.append(result)
+        return torch.stack(scores).float(), results
+
+    def _score_one(self, video: Any, fps: float | None) -> tuple[torch.Tensor, QualityResult]:
+        views, ctx = self.prepare(video, fps)
         t0 = time.perf_counter()
-        out = self.forward([p[0] for p in prepared], k)
+        out = self.forward([views], self.card.sampling.frames_per_segment)
         _sync(self.device)
         infer = time.perf_counter() - t0
-        scores, results, start = [], [], 0
         cls = self._pool_classes
-        for views, ctx in prepared:
-            n = ctx["plan"].num_segments
-            part = {k: v[start:start + n] for k, v in out.items()}
-            start += n
-            pooled = pool(part["score"], part["attribution"], part["severity"], part.get("motion"),
-                          part.get("spatial_score"), cls["freeze"], cls["black"], part.get("motion_steps"),
-                          cls["stutter"])
-            if not bool(torch.isfinite(pooled.score.detach())):
-                raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
-                                        "the input frames are probably corrupt")
-            scores.append(pooled.score)
-            results.append(self._result(ctx, pooled, infer / len(prepared)))
-        return torch.stack(scores).float(), results
+        pooled = pool(out["score"], out["attribution"], out["severity"], out.get("motion"),
+                      out.get("spatial_score"), cls["freeze"], cls["black"], out.get("motion_steps"),
+                      cls["stutter"])
+        if not bool(torch.isfinite(pooled.score.detach())):
+            raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
+                                    "the input frames are probably corrupt")
+        return pooled.score, self._result(ctx, pooled, infer)
 
     def _result(self, ctx, pooled, infer_time) -> QualityResult:
         plan, info = ctx["plan"], ctx["info"]

@@ -105,13 +105,25 @@ class Clip:
                 f"{i.fps:.3g} fps, {i.pix_fmt})")
 
 
+MIN_FPS, MAX_FPS = 1e-3, 1e6  # one frame per 1000 s .. a million frames per second
+
+
+def checked_fps(fps: Any) -> float:
+    """``fps`` as a float in ``[MIN_FPS, MAX_FPS]``; :class:`InvalidVideoInput` otherwise (so that every
+    duration and timestamp derived from it is finite)."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise InvalidVideoInput(f"fps must be a number of frames per second, got {fps!r} ({type(fps).__name__})")
+    value = float(fps)
+    if not (np.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+        raise InvalidVideoInput(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g} frames per second, got {fps!r}")
+    return value
+
+
 class TensorClip(Clip):
     """A clip held in memory as :class:`RGBFrames` or :class:`YUV420Frames` (any device)."""
 
     def __init__(self, frames: Frames, fps: float | None = None, source: str = "<tensor>"):
-        fps = DEFAULT_TENSOR_FPS if fps is None else float(fps)
-        if not np.isfinite(fps) or fps <= 0:
-            raise InvalidVideoInput(f"fps must be a positive number, got {fps}")
+        fps = DEFAULT_TENSOR_FPS if fps is None else checked_fps(fps)
         self.frames = frames
         h, w = frames.size
         if isinstance(frames, YUV420Frames):

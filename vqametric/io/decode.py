@@ -33,13 +33,13 @@ import os
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar
 
 import av
 import numpy as np
 import torch
 
-from ..errors import InvalidVideoInput, VideoDecodeError
+from ..errors import InvalidVideoInput, VideoDecodeError, VQAMetricError
 from .clip import Clip, ClipInfo
 from .frames import Frames, RGBFrames, YUV420Frames
 
@@ -53,6 +53,7 @@ _YUV420 = {
 _MATRIX = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
 _COLORSPACE = {"bt709": 1, "bt601": 5, "bt2020": 9}
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+T = TypeVar("T")
 DEFAULT_FILE_FPS = 25.0  # when a stream declares no rate and carries no timestamps
 
 
@@ -128,6 +129,12 @@ class FileClip(Clip):
         self._fresh = True
         if self._container.streams.video:
             self._stream = self._container.streams.video[0]
+            if self._stream.codec_context is None:  # FFmpeg has no decoder for this codec
+                self.close()
+                raise VideoDecodeError(
+                    f"{self.name}: the video codec is unknown to the bundled FFmpeg (PyAV {av.__version__}), or "
+                    "the codec tag is damaged; re-encode the file with a common codec (e.g. ffmpeg -i IN "
+                    "-c:v libx264 OUT.mp4)")
             self._stream.thread_type = "AUTO"
 
     def _rewind(self) -> None:
@@ -188,14 +195,28 @@ class FileClip(Clip):
     @property
     def index(self) -> _PacketIndex:
         if self._index is None:
-            self._index = self._build_index()
+            self._index = self._typed(self._build_index)
         return self._index
 
     @property
     def info(self) -> ClipInfo:
         if self._info is None:
-            self._info = self._make_info()
+            self._info = self._typed(self._make_info)
         return self._info
+
+    def _typed(self, fn: Callable[[], T]) -> T:
+        """``fn()``, with any unexpected decoder failure raised as :class:`VideoDecodeError`: one damaged
+        file must never surface as a bare ``AttributeError`` or ``IndexError`` from the decoding library."""
+        try:
+            return fn()
+        except (VQAMetricError, MemoryError):
+            raise
+        except av.error.FFmpegError as e:
+            raise VideoDecodeError(f"decoding {self.name} failed ({e}); the file is corrupt or truncated: "
+                                   "re-encode it") from e
+        except Exception as e:
+            raise VideoDecodeError(f"{self.name} could not be read ({type(e).__name__}: {e}); the file is probably "
+                                   "damaged: re-download or re-encode it") from e
 
     def _make_info(self) -> ClipInfo:
         """Frame count and timing come from the packet index; size and format from the stream header.
@@ -289,15 +310,19 @@ class FileClip(Clip):
         sequential decoding re-decodes it into the same slots, with the same pixels). Exceptions
         raised by ``on_frame`` stop decoding and propagate."""
         sink = _FrameSink(self.checked_indices(indices), self.info.rotation // 90, self.name, on_frame)
-        try:
+
+        def decode() -> None:
             if self.index.seekable:
                 self._read_seeking(sink)
             if sink.missing:  # no timestamps, or a seek that landed past its target
                 sink.done.clear()
                 self._read_sequential(sink)
-        except av.error.FFmpegError as e:
-            raise VideoDecodeError(f"decoding {self.name} failed ({e}); the file is corrupt or truncated: "
-                                   "re-encode it") from e
+        try:
+            self._typed(decode)
+        except VideoDecodeError as e:
+            if sink.consumer_error is not None and e.__cause__ is sink.consumer_error:
+                raise sink.consumer_error  # the consumer's own failure, as it was raised
+            raise
         if sink.missing:
             raise VideoDecodeError(f"{self.name}: frame {sink.missing[0]} could not be decoded although the "
                                    "container lists it; the stream is corrupt: re-encode it")
@@ -360,6 +385,7 @@ class _FrameSink:
         self.count, self.turns, self.name = len(indices), quarter_turns, name
         self.layout: tuple | None = None
         self.arrays: list[np.ndarray] = []
+        self.consumer_error: BaseException | None = None  # what on_frame raised, passed through as is
 
     @property
     def missing(self) -> list[int]:
@@ -383,7 +409,11 @@ class _FrameSink:
                     out[k] = p
         self.done.add(i)
         if self.on_frame is not None:
-            self.on_frame(i, self.take)
+            try:
+                self.on_frame(i, self.take)
+            except BaseException as e:
+                self.consumer_error = e
+                raise
 
     def frames(self) -> Frames:
         return self._wrap(self.arrays)
@@ -399,7 +429,7 @@ class _FrameSink:
         if kind == "yuv":
             _, depth, matrix, full, _ = self.layout
             return YUV420Frames(*tensors, bit_depth=depth, matrix=matrix, full_range=full)
-        return RGBFrames(tensors[0])
+        return RGBFrames.trusted(tensors[0])
 
 
 def _planes(frame: av.VideoFrame) -> tuple[tuple, list[np.ndarray]]:
@@ -443,6 +473,9 @@ def _check_path(path: str) -> None:
     if os.path.isdir(path):
         raise InvalidVideoInput(f"{path!r} is a directory; pass a video file (the CLI accepts several "
                                 "paths, e.g. `vqametric score dir/*.mp4`)")
+    if not os.path.isfile(path):
+        raise InvalidVideoInput(f"{path!r} is not a regular file (a pipe, socket or device); save the video to a "
+                                "file, or read the stream into bytes and pass those")
     if os.path.getsize(path) == 0:
         raise InvalidVideoInput(f"{path!r} is empty (0 bytes); the write or download probably failed: "
                                 "write or download it again")

@@ -12,36 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidVideoInput
-from .frames import RGBFrames
-
-
-def check_float_values(x: torch.Tensor, what: str) -> None:
-    """Reject NaN/Inf and values outside ``[0, 1]`` in a floating-point video tensor."""
-    d = x.detach()
-    finite = torch.isfinite(d)
-    if not bool(finite.all()):
-        n_bad = int((~finite).sum())
-        raise InvalidVideoInput(f"{what} contains {n_bad} NaN or Inf value(s); clean the frames "
-                                "(e.g. torch.nan_to_num) before scoring")
-    lo, hi = float(d.min()), float(d.max())
-    if lo < 0.0 or hi > 1.0:
-        hint = " it looks like 0-255 data: pass uint8 or divide by 255" if hi > 1.0 and hi <= 255.0 else ""
-        raise InvalidVideoInput(f"{what} has values in [{lo:.4g}, {hi:.4g}], outside the declared range "
-                                f"[0, 1] for floating-point frames;{hint or ' clamp or rescale it'}")
-
-
-def _check_dtype(dtype, what: str) -> None:
-    if dtype == torch.uint8 or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        return
-    raise InvalidVideoInput(f"{what} has dtype {dtype}; frames must be uint8 (0-255) or floating point "
-                            "in [0, 1]: convert with x.to(torch.uint8) for 0-255 values or x.float() / 255")
-
-
-def _check_spatial(t: int, h: int, w: int, what: str) -> None:
-    if t == 0:
-        raise InvalidVideoInput(f"{what} has zero frames; pass at least one frame")
-    if h == 0 or w == 0:
-        raise InvalidVideoInput(f"{what} has an empty frame size {h}x{w}")
+from .frames import (RGBFrames, check_float_values, check_frame_count_and_size, check_frame_dtype,
+                     check_tensor_storage)
 
 
 def rgb_from_numpy(a: np.ndarray) -> RGBFrames:
@@ -56,17 +28,21 @@ def rgb_from_numpy(a: np.ndarray) -> RGBFrames:
     if a.shape[-1] != 3:
         hint = "; it looks channels-first: use a.transpose(0, 2, 3, 1)" if a.shape[1] == 3 else ""
         raise InvalidVideoInput(f"{what} must have 3 (RGB) channels last{hint}")
+    a = np.ascontiguousarray(a)
+    if any(st < 0 for st in a.strides):  # a one-frame reversed view counts as contiguous; torch refuses it
+        a = a.copy()
     if a.dtype == np.uint8:
-        data = torch.from_numpy(np.ascontiguousarray(a))
+        data = torch.from_numpy(a)
     elif np.issubdtype(a.dtype, np.floating):
-        data = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        wide = torch.from_numpy(a if a.dtype in (np.float16, np.float32, np.float64) else a.astype(np.float64))
+        check_frame_count_and_size(*wide.shape[:3], what)
+        check_float_values(wide, what)  # before narrowing to float32: 1e300 is out of range, not Inf
+        data = wide.float()
     else:
         raise InvalidVideoInput(f"{what} has dtype {a.dtype}; frames must be uint8 (0-255) or float in [0, 1]: "
                                 "convert with a.astype(np.uint8) for 0-255 values or a / 255.0")
-    _check_spatial(*data.shape[:3], what)
-    if data.is_floating_point():
-        check_float_values(data, what)
-    return RGBFrames(data)
+    check_frame_count_and_size(*data.shape[:3], what)
+    return RGBFrames.trusted(data)
 
 
 def rgb_from_torch(x: torch.Tensor) -> RGBFrames:
@@ -75,6 +51,7 @@ def rgb_from_torch(x: torch.Tensor) -> RGBFrames:
     Gradients flow through floating-point inputs.
     """
     what = f"tensor of shape {tuple(x.shape)}"
+    check_tensor_storage(x, what)
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim == 5:
@@ -83,11 +60,11 @@ def rgb_from_torch(x: torch.Tensor) -> RGBFrames:
     if x.ndim != 4:
         raise InvalidVideoInput(f"{what} has rank {x.ndim}; expected (T, 3, H, W) frames, (3, H, W) for one "
                                 "image, or (B, T, 3, H, W) for a batch")
-    _check_dtype(x.dtype, what)
+    check_frame_dtype(x.dtype, what)
     if x.shape[1] != 3:
         hint = "; it looks channels-last: use x.permute(0, 3, 1, 2)" if x.shape[-1] == 3 else ""
         raise InvalidVideoInput(f"{what} must have 3 (RGB) channels in dimension 1{hint}")
-    _check_spatial(x.shape[0], x.shape[2], x.shape[3], what)
+    check_frame_count_and_size(x.shape[0], x.shape[2], x.shape[3], what)
     if x.is_floating_point():
         check_float_values(x, what)
-    return RGBFrames(x.permute(0, 2, 3, 1))
+    return RGBFrames.trusted(x.permute(0, 2, 3, 1))

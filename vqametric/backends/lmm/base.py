@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ...errors import BackendUnavailable, WeightsNotFound
+from ...errors import BackendUnavailable, InvalidOption, WeightsNotFound, parse_device
 from ...io.frames import Frames
 from ...sampling.plan import SamplingConfig, SamplingPlan
 from .generation import level_token_ids, stop_token_ids
@@ -35,7 +35,7 @@ def require_transformers():
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    device = parse_device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
     return device
@@ -49,9 +49,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
         dtype = getattr(torch, aliases.get(name, name), None)
         if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"unknown dtype {name!r}; use 'bfloat16', 'float16' or 'float32'")
+            raise InvalidOption(f"unknown dtype {name!r}; use 'bfloat16', 'float16' or 'float32'")
     if dtype not in (torch.bfloat16, torch.float16, torch.float32):
-        raise ValueError(f"dtype must be bfloat16, float16 or float32, got {dtype}")
+        raise InvalidOption(f"dtype must be bfloat16, float16 or float32, got {dtype}")
     return dtype
 
 

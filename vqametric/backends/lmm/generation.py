@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
+from ...errors import InvalidOption
+
 
 @dataclass
 class GenerationOptions:
@@ -42,19 +44,19 @@ class GenerationOptions:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
+            raise InvalidOption("max_new_tokens must be at least 1")
         if self.num_samples < 1:
-            raise ValueError("num_samples must be at least 1")
+            raise InvalidOption("num_samples must be at least 1")
         if self.retries < 0:
-            raise ValueError("retries must be >= 0")
+            raise InvalidOption("retries must be >= 0")
         if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise InvalidOption("batch_size must be at least 1")
         if self.scoring not in ("parsed", "expected"):
-            raise ValueError(f"scoring must be 'parsed' or 'expected', got {self.scoring!r}")
+            raise InvalidOption(f"scoring must be 'parsed' or 'expected', got {self.scoring!r}")
         if not (self.temperature > 0 and self.retry_temperature > 0):
-            raise ValueError("temperatures must be positive")
+            raise InvalidOption("temperatures must be positive")
         if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
+            raise InvalidOption("top_p must be in (0, 1]")
 
     @property
     def sample(self) -> bool:

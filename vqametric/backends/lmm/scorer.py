@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ...errors import BackendUnavailable, InvalidVideoInput, WeightsNotFound
+from ...errors import BackendUnavailable, InvalidOption, InvalidVideoInput, WeightsNotFound
 from ...registry import ModelCard
 from ...result import QualityResult
 from ..planned import read_planned
@@ -48,7 +48,7 @@ def adapter_class(family: str):
     if family == "qwen3-vl":
         from .qwen_vl import Qwen3VLAdapter
         return Qwen3VLAdapter
-    raise ValueError(f"unknown reasoning-model family {family!r}; known: {', '.join(FAMILIES)}")
+    raise InvalidOption(f"unknown reasoning-model family {family!r}; known: {', '.join(FAMILIES)}")
 
 
 def _family_settings(family: str) -> dict[str, Any]:
@@ -74,9 +74,9 @@ class LMMScorer:
                  attn_implementation: str | None = None, adapter: Adapter | None = None,
                  options: GenerationOptions | None = None, **generation: Any):
         if requires_grad:
-            raise ValueError(f"model {card.name!r} generates text; it has no gradients (as_loss needs a fast head)")
+            raise InvalidOption(f"model {card.name!r} generates text; it has no gradients (as_loss needs a fast head)")
         if head is not None:
-            raise ValueError("head= applies to fast-head models only")
+            raise InvalidOption("head= applies to fast-head models only")
         self.card = card
         self.options = options or GenerationOptions()
         if generation:
@@ -92,7 +92,7 @@ class LMMScorer:
         elif kind == "overall":
             self.task = OverallTask()
         else:
-            raise ValueError(f"prompt must be 'overall' or 'dimensions', got {prompt!r}")
+            raise InvalidOption(f"prompt must be 'overall' or 'dimensions', got {prompt!r}")
         if adapter is None:
             adapter = self._build_adapter(checkpoint, runtime, device, dtype, load_in_8bit, attn_implementation)
         self.adapter = adapter

@@ -1,0 +1,220 @@
+"""Reliability findings: each test reproduces one input that used to crash, hang, allocate without
+bound or score silently wrong, and checks the typed error or the correct behaviour instead."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+import torch
+from media import moving_frames, write_video
+
+import vqametric
+from vqametric import (InvalidOption, InvalidVideoInput, QualityResult, RGBFrames, VideoDecodeError,
+                       VQAThinkerMetric, YUV420Frames)
+from vqametric.backends import fast
+from vqametric.cli import main as cli
+
+CLIP = torch.from_numpy(moving_frames(8, 48, 64)).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A good MP4, a good MKV (VP9), and copies whose codec tags name no codec FFmpeg knows."""
+    d = tmp_path_factory.mktemp("codec")
+    good = write_video(d / "good.mp4", moving_frames(12, 48, 64), fps=25)
+    mkv = write_video(d / "good.mkv", moving_frames(12, 48, 64), fps=25, codec="libvpx-vp9")
+    bad_mp4, bad_mkv = d / "bad.mp4", d / "bad.mkv"
+    bad_mp4.write_bytes(open(good, "rb").read().replace(b"avc1", b"zzzz"))
+    bad_mkv.write_bytes(open(mkv, "rb").read().replace(b"V_VP9", b"V_ZZZ"))
+    return {"good": str(good), "mkv": str(mkv), "bad_mp4": str(bad_mp4), "bad_mkv": str(bad_mkv)}
+
+
+# -- 1. an unknown codec: a typed error, and the batch goes on ------------------------------------
+@pytest.mark.parametrize("name", ["bad_mp4", "bad_mkv"])
+def test_unknown_codec_is_a_typed_decode_error(clips, name):
+    with pytest.raises(VideoDecodeError, match="codec is unknown"):
+        vqametric.score(clips[name])
+
+
+def test_cli_batch_goes_on_past_an_unknown_codec(clips, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    code = cli(["score", clips["good"], clips["bad_mkv"], clips["mkv"], "--format", "csv", "-o", str(out), "-q"])
+    assert code == 1
+    rows = list(csv.DictReader(open(out)))
+    assert [r["source"] for r in rows] == [clips["good"], clips["bad_mkv"], clips["mkv"]]
+    assert rows[0]["score"] and rows[2]["score"] and not rows[1]["score"]
+    assert rows[1]["error"].startswith("VideoDecodeError")
+
+
+def test_cli_reports_unexpected_failures_per_file(clips, tmp_path, monkeypatch):
+    """Even a failure that is not one of vqametric's errors is reported for its file only."""
+    real = fast.FastScorer.prepare
+
+    def flaky(self, video, fps=None):
+        if str(video).endswith(".mkv"):
+            raise KeyError("something unforeseen")
+        return real(self, video, fps)
+    monkeypatch.setattr(fast.FastScorer, "prepare", flaky)
+    out = tmp_path / "scores.json"
+    assert cli(["score", clips["good"], clips["mkv"], "--format", "json", "-o", str(out), "-q"]) == 1
+    records = json.loads(out.read_text())
+    assert records[0]["score"] is not None and records[1]["error"] == "KeyError"
+
+
+# -- 3. memory flat in batch size: clips one by one, segments in chunks ---------------------------
+def test_batches_go_through_the_head_in_chunks(monkeypatch):
+    scorer = vqametric.functional.get_scorer()
+    calls = []
+    real = scorer.model.__call__
+
+    def counting(frag, glob):
+        calls.append(frag.shape[0])
+        return real(frag, glob)
+    one = vqametric.score(CLIP).score
+    monkeypatch.setattr(scorer, "model", type("M", (), {"__call__": staticmethod(counting)})())
+    results = vqametric.score([CLIP] * 6)
+    assert [r.score for r in results] == [one] * 6
+    assert len(calls) == 6 and max(calls) <= fast.HEAD_CHUNK
+
+
+def test_a_long_clip_is_chunked_by_segments(monkeypatch):
+    scorer = vqametric.functional.get_scorer()
+    monkeypatch.setattr(fast, "HEAD_CHUNK", 3)
+    chunked = scorer.score([CLIP])[1][0]
+    monkeypatch.setattr(fast, "HEAD_CHUNK", 1000)
+    whole = scorer.score([CLIP])[1][0]
+    assert len(whole.timeline) > 3
+    assert chunked.score == pytest.approx(whole.score, abs=1e-6)
+
+
+# -- 5. RGBFrames and YUV420Frames validate on construction ---------------------------------------
+X = torch.randint(0, 256, (8, 64, 64, 3), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("data, phrase", [
+    (X.float(), "looks like 0-255 data"),
+    (X.to(torch.int32), "dtype torch.int32"),
+    (X.bool(), "dtype torch.bool"),
+    (torch.rand(8, 64, 64, 3) * 10 - 5, "outside the declared range"),
+    (torch.full((2, 8, 8, 3), float("nan")), "NaN or Inf"),
+    (X[0], "expected (T, H, W, 3)"),
+    (torch.zeros(2, 8, 8, 4, dtype=torch.uint8), "3 (RGB) channels last"),
+    (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "channels-first"),
+    (X.numpy(), "torch.from_numpy"),
+    (torch.zeros(0, 8, 8, 3, dtype=torch.uint8), "zero frames"),
+    (torch.zeros(2, 8, 8, 3, device="meta"), "meta tensor"),
+])
+def test_rgbframes_are_validated(data, phrase):
+    with pytest.raises(InvalidVideoInput) as e:
+        RGBFrames(data)
+    assert phrase in str(e.value)
+
+
+def test_a_failed_update_with_bad_rgbframes_leaves_the_metric_as_it_was():
+    m = VQAThinkerMetric()
+    m.update(CLIP)
+    before = float(m.compute())
+    with pytest.raises(InvalidVideoInput):
+        m.update(RGBFrames(X.float()))
+    assert float(m.compute()) == before
+
+
+def test_valid_rgbframes_score_like_the_tensor():
+    frames = CLIP.permute(0, 2, 3, 1).contiguous()
+    assert vqametric.score(RGBFrames(frames)).score == vqametric.score(CLIP).score
+    assert vqametric.score(RGBFrames(frames.float() / 255)).score == pytest.approx(vqametric.score(CLIP).score, abs=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    ({"bit_depth": 10.5}, "bit_depth must be an integer"),
+    ({"bit_depth": "10"}, "bit_depth must be an integer"),
+    ({"bit_depth": True}, "bit_depth must be an integer"),
+    ({"full_range": "no"}, "full_range must be True"),
+    ({"matrix": 709}, "unknown colour matrix"),
+])
+def test_yuv_arguments_are_validated(kwargs, phrase):
+    y, uv = torch.zeros(2, 8, 8, dtype=torch.uint8), torch.zeros(2, 4, 4, dtype=torch.uint8)
+    with pytest.raises(InvalidVideoInput, match=phrase):
+        YUV420Frames(y, uv, uv, **kwargs)
+
+
+def test_sparse_yuv_plane_is_refused():
+    y, uv = torch.zeros(2, 8, 8, dtype=torch.uint8), torch.zeros(2, 4, 4, dtype=torch.uint8)
+    with pytest.raises(InvalidVideoInput, match="to_dense"):
+        YUV420Frames(y.to_sparse(), uv, uv)
+
+
+# -- 6. fork after scoring ----------------------------------------------------------------------
+def _score_in_child(clip):
+    return vqametric.score(clip).score
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_pool_scores_after_the_parent_scored():
+    want = vqametric.score(CLIP).score  # the parent has run torch's thread pool
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_score_in_child, (CLIP,)).get(timeout=120)
+    assert got == pytest.approx(want, abs=1e-6)
+
+
+# -- 7. minor raw errors and misleading messages --------------------------------------------------
+def test_negative_stride_numpy_view_scores():
+    a = np.ascontiguousarray(moving_frames(1, 64, 64))[::-1]
+    assert 1.0 <= vqametric.score(a).score <= 5.0
+
+
+def test_sparse_and_meta_tensors_are_refused():
+    with pytest.raises(InvalidVideoInput, match="to_dense"):
+        vqametric.score(CLIP.float().div(255).to_sparse())
+    with pytest.raises(InvalidVideoInput, match="meta tensor"):
+        vqametric.score(torch.zeros(4, 3, 16, 16, device="meta"))
+
+
+def test_huge_float64_values_are_out_of_range_not_inf():
+    a = np.zeros((2, 16, 16, 3), np.float64)
+    a[0, 0, 0, 0] = 1e300
+    with pytest.raises(InvalidVideoInput, match="outside the declared range"):
+        vqametric.score(a)
+
+
+@pytest.mark.parametrize("fps", ["abc", 1e-320, float("inf"), -1.0, 0, True, [30]])
+def test_bad_fps_is_typed(fps):
+    with pytest.raises(InvalidVideoInput, match="fps must be"):
+        vqametric.score(CLIP, fps=fps)
+
+
+def test_unknown_device_is_a_typed_option_error():
+    with pytest.raises(InvalidOption, match="device='gpu9'"):
+        vqametric.score(CLIP, device="gpu9")
+    with pytest.raises(InvalidOption, match="runtime must be"):
+        vqametric.score(CLIP, runtime="tensorrt")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_is_not_reported_as_empty(tmp_path):
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidVideoInput, match="not a regular file"):
+        vqametric.score(str(fifo))
+
+
+def test_json_is_strict():
+    r = QualityResult(score=3.0, model="m", clip={"duration": float("inf"), "fps": float("nan")})
+    d = json.loads(r.to_json())  # the standard parser; strict parsers reject Infinity and NaN
+    assert d["clip"]["duration"] is None and d["clip"]["fps"] is None
+    assert d["null_reasons"] == {"clip.duration": "inf", "clip.fps": "nan"}
+    json.loads(r.to_json(), parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+    unparsed = QualityResult(score=math.nan, model="m", parse_ok=False).to_dict()
+    assert unparsed["score"] is None and "null_reasons" not in unparsed
+
+
+def test_cli_json_output_is_strict(clips, tmp_path):
+    out = tmp_path / "s.json"
+    assert cli(["score", clips["good"], "--format", "json", "-o", str(out), "-q"]) == 0
+    json.load(io.StringIO(out.read_text()), parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
