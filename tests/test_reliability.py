@@ -56,10 +56,10 @@ def test_cli_reports_unexpected_failures_per_file(clips, tmp_path, monkeypatch):
     """Even a failure that is not one of vqametric's errors is reported for its file only."""
     real = fast.FastScorer.prepare
 
-    def flaky(self, video, fps=None):
+    def flaky(self, video, *args, **kwargs):
         if str(video).endswith(".mkv"):
             raise KeyError("something unforeseen")
-        return real(self, video, fps)
+        return real(self, video, *args, **kwargs)
     monkeypatch.setattr(fast.FastScorer, "prepare", flaky)
     out = tmp_path / "scores.json"
     assert cli(["score", clips["good"], clips["mkv"], "--format", "json", "-o", str(out), "-q"]) == 1
@@ -218,3 +218,73 @@ def test_cli_json_output_is_strict(clips, tmp_path):
     out = tmp_path / "s.json"
     assert cli(["score", clips["good"], "--format", "json", "-o", str(out), "-q"]) == 0
     json.load(io.StringIO(out.read_text()), parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+
+
+# -- 2 and 4. a pixel budget: huge frames refused before decoding, elongated frames bounded -------
+def test_frames_above_max_pixels_are_refused_before_any_decoding(clips, monkeypatch):
+    from vqametric.io.decode import FileClip
+
+    def no_decoding(self, position):
+        raise AssertionError("a picture was decoded")
+    monkeypatch.setattr(FileClip, "_decode_from", no_decoding)
+    with pytest.raises(vqametric.FrameTooLarge, match=r"64x48 frames .* --max-pixels"):
+        vqametric.score(clips["good"], max_pixels=64 * 48 - 1)
+    monkeypatch.setenv("VQAMETRIC_MAX_PIXELS", "1000")
+    with pytest.raises(vqametric.FrameTooLarge, match="above the limit"):
+        vqametric.score(clips["good"])
+    with pytest.raises(vqametric.FrameTooLarge):
+        vqametric.score(CLIP)  # in-memory frames obey the same limit
+
+
+def test_max_pixels_admits_what_fits_and_rejects_nonsense(clips, monkeypatch):
+    assert vqametric.score(clips["good"], max_pixels=64 * 48).score == vqametric.score(clips["good"]).score
+    for bad in (0, -5, 2.5, "many"):
+        with pytest.raises(InvalidOption, match="max_pixels must be a positive whole number"):
+            vqametric.score(clips["good"], max_pixels=bad)
+    monkeypatch.setenv("VQAMETRIC_MAX_PIXELS", "lots")
+    with pytest.raises(InvalidOption, match="VQAMETRIC_MAX_PIXELS"):
+        vqametric.score(clips["good"])
+
+
+def test_cli_max_pixels(clips, tmp_path):
+    out = tmp_path / "s.csv"
+    assert cli(["score", clips["good"], "--max-pixels", "100", "--format", "csv", "-o", str(out), "-q"]) == 1
+    assert list(csv.DictReader(open(out)))[0]["error"].startswith("FrameTooLarge")
+
+
+def test_elongated_frames_are_not_upscaled_without_bound():
+    from vqametric.sampling.plan import fragment_plan
+    assert fragment_plan(16, 10000, 7, 32, 0).resize_to == (224, 10000)
+    assert fragment_plan(10000, 16, 7, 32, 0).resize_to == (10000, 224)
+    assert fragment_plan(1, 100000, 7, 32, 0).resize_to == (224, 100000)
+    assert fragment_plan(120, 160, 7, 32, 0).resize_to == (224, 299)  # ordinary small frames: as before
+    assert fragment_plan(20, 1000, 7, 32, 0).resize_to == (224, 1792)
+
+
+def test_elongated_clip_scores(tmp_path):
+    path = write_video(tmp_path / "wide.mp4", moving_frames(6, 16, 2000), fps=25)
+    assert 1.0 <= vqametric.score(path).score <= 5.0
+
+
+def test_streamed_decoding_holds_a_few_frames_and_gives_the_same_views(tmp_path, monkeypatch):
+    from vqametric.backends.planned import read_planned
+    from vqametric.io import decode
+    from vqametric.sampling import preprocess_reference
+
+    path = write_video(tmp_path / "long.mp4", moving_frames(60, 48, 64), fps=25, options={"g": "12"})
+    sampling = vqametric.get_card("vqametric-fast").sampling
+    views = lambda plan, s, frames: preprocess_reference(frames, plan)  # noqa: E731
+    kept = {overlap: read_planned(path, sampling, chunk_fn=views, chunk=1, overlap=overlap) for overlap in (True, False)}
+    held, real = [], decode._FrameSink.put
+
+    def put(self, i, frame):
+        real(self, i, frame)
+        held.append(len(self.held))
+    monkeypatch.setattr(decode._FrameSink, "put", put)
+    for overlap in (True, False):
+        held.clear()
+        streamed = read_planned(path, sampling, chunk_fn=views, chunk=1, keep_frames=False, overlap=overlap)
+        assert streamed.frames is None and len(held) == len(set(streamed.plan.frame_indices))
+        assert max(held) <= 2 + 4  # DECODE_LEAD frames handed over, one being taken, one just decoded
+        for a, b in zip(kept[overlap].chunk_outputs, streamed.chunk_outputs):
+            assert all(torch.equal(a[k], b[k]) for k in a)

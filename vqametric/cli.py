@@ -48,7 +48,7 @@ def _score(args: argparse.Namespace) -> int:
                disable=True if args.quiet or len(args.paths) < 2 else None)
     for path in bar:
         try:
-            _, (result,) = scorer.score([path], fps=args.fps)
+            _, (result,) = scorer.score([path], fps=args.fps, max_pixels=args.max_pixels)
             if result.parse_ok:
                 records.append({"ok": True, "result": result})
                 continue
@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=["table", "json", "csv"], default="table")
     s.add_argument("--output", "-o", default=None, help="write results to this file instead of stdout")
     s.add_argument("--fps", type=float, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse frames above N pixels (default 36000000: 8K fits; or $VQAMETRIC_MAX_PIXELS)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or failure lines on stderr")
     s.set_defaults(func=_score)
 

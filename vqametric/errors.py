@@ -18,6 +18,10 @@ class VideoDecodeError(VQAMetricError, RuntimeError):
     """A container or stream could not be opened or decoded (truncated, corrupt, not a video)."""
 
 
+class FrameTooLarge(InvalidVideoInput):
+    """The frames are larger than the configured pixel limit (``max_pixels``); nothing was decoded."""
+
+
 class WeightsNotFound(VQAMetricError, FileNotFoundError):
     """A model's weights file is missing or is not in a safe format (ONNX or safetensors)."""
 

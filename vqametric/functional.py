@@ -62,10 +62,11 @@ _FAST_SCORERS = _ScorerCache(8)
 _LMM_SCORERS = _ScorerCache(2)  # reasoning models are large: keep few
 
 
-def _results(scorer, video: Any, fps: float | None) -> QualityResult | list[QualityResult]:
+def _results(scorer, video: Any, fps: float | None,
+             max_pixels: int | None = None) -> QualityResult | list[QualityResult]:
     """Score one video (-> a result) or a batch: a list/tuple or ``(B, T, 3, H, W)`` tensor (-> a list)."""
     batch = isinstance(video, (list, tuple)) or (isinstance(video, torch.Tensor) and video.ndim == 5)
-    _, results = scorer.score(list(iter_videos(video)), fps=fps)
+    _, results = scorer.score(list(iter_videos(video)), fps=fps, max_pixels=max_pixels)
     return results if batch else results[0]
 
 
@@ -80,16 +81,19 @@ def get_scorer(model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str
 
 
 def score(video: Any, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
-          runtime: str | None = None, fps: float | None = None) -> QualityResult | list[QualityResult]:
+          runtime: str | None = None, fps: float | None = None,
+          max_pixels: int | None = None) -> QualityResult | list[QualityResult]:
     """Quality of one video, or of each video of a batch.
 
     ``video``: a path, bytes, a binary file object, numpy ``(T, H, W, 3)`` uint8, torch
     ``(T, 3, H, W)`` uint8 or float in [0, 1], ``YUV420Frames``, or a list / ``(B, T, 3, H, W)``
     batch of those (then a list of results is returned). ``fps`` sets the frame rate of in-memory
-    frames (default 30). Returns :class:`QualityResult` with ``score`` on the 1-5 scale.
+    frames (default 30). ``max_pixels``: refuse larger frames with
+    :class:`~vqametric.errors.FrameTooLarge` (default about 36 megapixels, 8K fits; see
+    :mod:`vqametric.io.limits`). Returns :class:`QualityResult` with ``score`` on the 1-5 scale.
     """
     scorer = get_scorer(model, device, runtime)
-    return _results(scorer, video, fps)
+    return _results(scorer, video, fps, max_pixels)
 
 
 def score_batch(videos: Any, **kwargs: Any) -> list[QualityResult]:

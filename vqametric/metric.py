@@ -39,6 +39,8 @@ class VQAThinkerMetric(Metric):
         sampling: overrides of the card's :class:`SamplingConfig` fields, e.g. ``{"num_segments": 16}``.
         head: an in-memory :class:`FastHead` to score with (training, tests).
         fps: frame rate assumed for in-memory frames (default 30).
+        max_pixels: refuse frames above this many pixels (default about 36 megapixels; see
+            :mod:`vqametric.io.limits`).
         mode: ``"reasoning"`` scores with a reasoning model (default ``"vqathinker-8b"`` when ``model``
             is left at its default), ``"fast"`` insists on a fast head; None follows the model card.
         checkpoint: reasoning models: a local checkpoint folder or a Hugging Face Hub id.
@@ -66,7 +68,7 @@ class VQAThinkerMetric(Metric):
                  runtime: str | None = None, as_loss: bool = False, sampling: dict[str, Any] | None = None,
                  head: FastHead | None = None, fps: float | None = None, mode: str | None = None,
                  checkpoint: str | os.PathLike | None = None, dtype: Any = None,
-                 reasoning: dict[str, Any] | None = None, **kwargs: Any):
+                 reasoning: dict[str, Any] | None = None, max_pixels: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         if mode == "reasoning" and isinstance(model, str) and model == DEFAULT_MODEL:
             model = REASONING_DEFAULT_MODEL
@@ -86,6 +88,7 @@ class VQAThinkerMetric(Metric):
         self.card = card
         self.as_loss = as_loss
         self.fps = fps
+        self.max_pixels = max_pixels
         self.score_range = tuple(card.score_range)
         self.lower_better = card.lower_better
         self.scorer = build_scorer(card, device=device, runtime=runtime, requires_grad=as_loss, head=head,
@@ -105,7 +108,7 @@ class VQAThinkerMetric(Metric):
         """Score ``videos`` and add them to the state. Nothing changes if any video fails."""
         try:
             items = list(iter_videos(videos))
-            scores, results = self.scorer.score(items, fps=self.fps)
+            scores, results = self.scorer.score(items, fps=self.fps, max_pixels=self.max_pixels)
         except BaseException:
             self._update_count -= 1  # torchmetrics counted the call before it ran
             raise

@@ -5,6 +5,7 @@ so memory does not grow with the batch.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Sequence
 
@@ -60,6 +61,7 @@ class FastScorer:
             self.model, _ = load_head(card.weights_path("torch"), self.device)
             for p in self.model.parameters():
                 p.requires_grad_(False)
+        self._pid = os.getpid()
         self.head_config = self._head_config()
         _, self.distortions, self.attribution_classes = head_vocabulary(self.head_config.arch)
         # the classes pooling treats apart (None where the head has no such class)
@@ -83,13 +85,17 @@ class FastScorer:
                 f"expects {c.fragment_size}, {c.global_size}, {c.frames_per_segment}; set the sampling to match the head")
 
     # ------------------------------------------------------------------------------------------
-    def prepare(self, video: Any, fps: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def prepare(self, video: Any, fps: float | None = None,
+                max_pixels: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Open, plan, decode and preprocess one video -> (views, context for the result).
 
-        Each frame is preprocessed as soon as it is decoded, while later frames still decode
-        (:func:`~vqametric.backends.planned.read_planned` with ``chunk=1``)."""
+        Each frame is preprocessed as soon as it is decoded, while later frames still decode, and
+        released then (:func:`~vqametric.backends.planned.read_planned` with ``chunk=1`` and
+        ``keep_frames=False``): memory holds a few frames at a time. ``max_pixels``: see
+        :mod:`vqametric.io.limits`."""
         # preprocessing is per frame: frames are handed over one by one, the least left after decoding
-        read = read_planned(video, self.card.sampling, fps, chunk_fn=self._views, overlap=self.overlap, chunk=1)
+        read = read_planned(video, self.card.sampling, fps, chunk_fn=self._views, overlap=self.overlap, chunk=1,
+                            keep_frames=False, max_pixels=max_pixels)
         views = {k: torch.cat([o[k] for o in read.chunk_outputs]) for k in read.chunk_outputs[0]}
         _sync(self.device)
         ctx = {"info": read.info, "plan": read.plan, "timings": dict(read.timings)}
@@ -118,7 +124,8 @@ class FastScorer:
             return parts[0]
         return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
-    def score(self, videos: Sequence[Any], fps: float | None = None) -> tuple[torch.Tensor, list[QualityResult]]:
+    def score(self, videos: Sequence[Any], fps: float | None = None,
+              max_pixels: int | None = None) -> tuple[torch.Tensor, list[QualityResult]]:
         """Score several videos: ``(scores (B,) float32 tensor, results)``; scores keep autograd.
 
         Clips are scored one after another (decode, preprocess, head, pooling), so peak memory is
@@ -126,15 +133,25 @@ class FastScorer:
         if len(videos) == 0:
             raise InvalidVideoInput("the batch is empty; pass at least one video")
         mark_used()
+        if self._pid != os.getpid():
+            self._after_fork()
         scores, results = [], []
         for video in videos:
-            score, result = self._score_one(video, fps)
+            score, result = self._score_one(video, fps, max_pixels)
             scores.append(score)
             results.append(result)
         return torch.stack(scores).float(), results
 
-    def _score_one(self, video: Any, fps: float | None) -> tuple[torch.Tensor, QualityResult]:
-        views, ctx = self.prepare(video, fps)
+    def _after_fork(self) -> None:
+        """In a process forked from the one that built this scorer: ONNX Runtime's worker threads
+        stayed in the parent, so the session is opened again here (see :mod:`vqametric.forksafety`)."""
+        if self.runtime == "onnx" and hasattr(self.model, "path"):
+            from .onnx_runtime import OnnxHead
+            self.model = OnnxHead(self.model.path, self.device)
+        self._pid = os.getpid()
+
+    def _score_one(self, video: Any, fps: float | None, max_pixels: int | None) -> tuple[torch.Tensor, QualityResult]:
+        views, ctx = self.prepare(video, fps, max_pixels)
         t0 = time.perf_counter()
         out = self.forward([views], self.card.sampling.frames_per_segment)
         _sync(self.device)

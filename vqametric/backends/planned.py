@@ -22,6 +22,7 @@ import torch
 
 from ..io.clip import Clip, ClipInfo, open_clip
 from ..io.decode import FileClip
+from ..io.limits import check_frame_size
 from ..io.frames import Frames
 from ..sampling.plan import SamplingConfig, SamplingPlan, make_plan
 
@@ -30,10 +31,12 @@ ChunkFn = Callable[[SamplingPlan, int, Frames], Any]
 
 @dataclass
 class PlannedFrames:
-    """Decoded frames of a plan. Short clips repeat planned frames, so each distinct frame is
-    decoded once: ``frames`` holds the distinct ones and ``inverse`` (int64, one entry per
+    """Decoded frames of a plan. Short clips repeat planned frames, and each distinct frame is
+    decoded once: ``frames`` holds the distinct ones (or, when streamed, the planned ones in plan
+    order) and ``inverse`` (int64, one entry per
     ``plan.frame_indices``) maps plan positions to them; :meth:`planned` expands them.
 
+    ``frames`` is ``None`` when :func:`read_planned` was asked not to keep the frames.
     ``chunk_outputs``: what ``chunk_fn`` returned for each chunk, in plan order (empty
     without one). ``timings``: ``open``, ``decode`` (wall time until the last frame was decoded)
     and, with a ``chunk_fn``, ``preprocess`` (wall time from then until every chunk was
@@ -42,7 +45,7 @@ class PlannedFrames:
 
     info: ClipInfo
     plan: SamplingPlan
-    frames: Frames
+    frames: Frames | None
     inverse: torch.Tensor
     timings: dict[str, float]
     chunk_outputs: list[Any] = field(default_factory=list)
@@ -57,7 +60,8 @@ class PlannedFrames:
 
 def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
                  chunk_fn: ChunkFn | None = None, overlap: bool = True,
-                 chunk: int | None = None) -> PlannedFrames:
+                 chunk: int | None = None, keep_frames: bool = True,
+                 max_pixels: int | None = None) -> PlannedFrames:
     """Open ``video`` (any supported input), plan it with ``sampling`` and decode the planned frames.
 
     ``chunk_fn(plan, s, frames)``, if given, is called once per chunk ``s`` of ``chunk`` planned
@@ -66,11 +70,18 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
     decoded), in plan order, in the calling thread, overlapping the decoding of later chunks for
     video files (``overlap=False``: after decoding everything, in the same order; the outputs are
     the same).
+
+    ``keep_frames=False`` (with a ``chunk_fn``): video files are decoded frame by frame and each
+    decoded frame is released once its chunks have run, so memory holds a few frames, not the plan
+    (``PlannedFrames.frames`` is then ``None``); the decoder runs at most ``DECODE_LEAD`` frames
+    ahead of ``chunk_fn``. ``max_pixels``: refuse frames larger than this (default
+    :data:`~vqametric.io.limits.DEFAULT_MAX_PIXELS`) before decoding any picture.
     """
     t0 = time.perf_counter()
     clip: Clip = open_clip(video, fps=fps)
     owns = clip is not video
     try:
+        check_frame_size(clip, max_pixels)
         info = clip.info
         t1 = time.perf_counter()
         plan = make_plan(info.num_frames, info.height, info.width, sampling, fps=info.fps,
@@ -81,8 +92,10 @@ def read_planned(video: Any, sampling: SamplingConfig, fps: float | None = None,
         if plan.frames_per_segment % chunk:
             raise ValueError(f"chunk={chunk} must divide the {plan.frames_per_segment} frames of a segment")
         outputs: list[Any] = []
-        if chunk_fn is not None and overlap and isinstance(clip, FileClip):
-            frames, outputs, t2 = _decode_overlapped(clip, plan, distinct, inverse, chunk_fn, chunk)
+        keep = keep_frames or chunk_fn is None
+        if chunk_fn is not None and isinstance(clip, FileClip) and (overlap or not keep):
+            frames, outputs, t2 = _decode_streaming(clip, plan, chunk_fn, chunk, keep, overlap)
+            inverse = np.arange(len(plan.frame_indices))  # streamed frames come in plan order
         else:
             frames = clip.read(distinct)
             t2 = time.perf_counter()
@@ -108,34 +121,66 @@ class _Cancelled(Exception):
     """Raised inside the decoding thread to stop it after the consumer failed."""
 
 
-def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], inverse: np.ndarray,
-                       chunk_fn: ChunkFn, chunk: int) -> tuple[Frames, list[Any], float]:
-    """Decode ``distinct`` in a background thread; run ``chunk_fn`` here on each chunk as soon as
-    its frames are in. Returns ``(frames, outputs in chunk order, time decoding ended)``."""
-    n_chunks = len(inverse) // chunk
-    position = {f: j for j, f in enumerate(distinct)}
-    needs = [set(_chunk_slots(inverse, chunk, s).tolist()) for s in range(n_chunks)]
-    events: queue.SimpleQueue = queue.SimpleQueue()
+DECODE_LEAD = 4  # frames the decoding thread may hand over before the consumer has taken them
+
+
+def _decode_streaming(clip: FileClip, plan: SamplingPlan, chunk_fn: ChunkFn, chunk: int, keep: bool,
+                      threaded: bool) -> tuple[Frames | None, list[Any], float]:
+    """Decode the plan's frames (in a background thread when ``threaded``) and run ``chunk_fn``
+    here on each chunk as soon as its frames are in. Returns ``(frames in plan order, or None
+    without ``keep``; outputs in chunk order; time decoding ended)``. A frame the plan repeats is
+    decoded once."""
+    indices = list(plan.frame_indices)
+    n_chunks = len(indices) // chunk
+    needs = [set(indices[s * chunk:(s + 1) * chunk]) for s in range(n_chunks)]
+    outputs: dict[int, Any] = {}
+    done: set[int] = set()
+
+    def consume(i: int, take: Callable[[list[int]], Frames], before_chunk: Callable[[], None] | None = None) -> None:
+        """Frame ``i`` is in: run every chunk whose frames are now all decoded."""
+        done.add(i)
+        for s in range(n_chunks):
+            if s not in outputs and needs[s] <= done:
+                if before_chunk is not None:
+                    before_chunk()
+                outputs[s] = chunk_fn(plan, s, take(list(range(s * chunk, (s + 1) * chunk))))
+    if not threaded:
+        frames = clip.read_streaming(indices, consume, keep)
+        return frames, [outputs[s] for s in range(n_chunks)], time.perf_counter()
+    events: queue.Queue = queue.Queue(maxsize=DECODE_LEAD)
     cancel = threading.Event()
     box: dict[str, Any] = {}
 
+    def hand_over(item: Any) -> None:
+        while True:  # bounded lead; gives up once the consumer has stopped
+            if cancel.is_set():
+                raise _Cancelled()
+            try:
+                events.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
     def on_frame(i: int, take: Callable[[list[int]], Frames]) -> None:
-        if cancel.is_set():
-            raise _Cancelled()
-        events.put((i, take))
+        hand_over((i, take))
 
     def decode() -> None:
         try:
-            box["frames"] = clip.read_streaming(distinct, on_frame)
+            box["frames"] = clip.read_streaming(indices, on_frame, keep)
         except BaseException as e:  # noqa: BLE001 - handed to the calling thread
             box["error"] = e
         finally:
             box["end"] = time.perf_counter()
-            events.put(None)
+            try:
+                hand_over(None)
+            except _Cancelled:
+                pass
+
+    def all_threads_once_decoded() -> None:
+        if "end" in box:
+            torch.set_num_threads(threads)
 
     worker = threading.Thread(target=decode, name="vqametric-decode", daemon=True)
-    outputs: dict[int, Any] = {}
-    done: set[int] = set()
     threads = torch.get_num_threads()
     worker.start()
     try:
@@ -146,13 +191,7 @@ def _decode_overlapped(clip: FileClip, plan: SamplingPlan, distinct: list[int], 
             item = events.get()
             if item is None:
                 break
-            i, take = item
-            done.add(position[i])
-            for s in range(n_chunks):
-                if s not in outputs and needs[s] <= done:
-                    if "end" in box:
-                        torch.set_num_threads(threads)
-                    outputs[s] = chunk_fn(plan, s, take(_chunk_slots(inverse, chunk, s).tolist()))
+            consume(*item, all_threads_once_decoded)
     except BaseException:
         cancel.set()
         raise

@@ -1,6 +1,11 @@
-"""Video input: every supported source becomes a :class:`Clip` with metadata and frame access."""
-from .clip import Clip, ClipInfo, TensorClip, iter_videos, open_clip
-from .frames import Frames, RGBFrames, YUV420Frames
+"""Video input: every supported source becomes a :class:`Clip` with metadata and frame access.
+
+Names load their module (and torch) on first use.
+"""
+from ..lazy import lazy_getattr
 
 __all__ = ["Clip", "ClipInfo", "TensorClip", "open_clip", "iter_videos", "Frames",
            "RGBFrames", "YUV420Frames"]
+__getattr__ = lazy_getattr(__name__, {"Clip": "clip", "ClipInfo": "clip", "TensorClip": "clip", "open_clip": "clip",
+                                      "iter_videos": "clip", "Frames": "frames", "RGBFrames": "frames",
+                                      "YUV420Frames": "frames"}, globals())

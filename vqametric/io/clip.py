@@ -67,6 +67,11 @@ class Clip:
     def info(self) -> ClipInfo:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the coded frames, known without decoding a picture."""
+        return self.info.width, self.info.height
+
     def read(self, indices: Sequence[int]) -> Frames:
         """Decode the frames at ``indices`` (presentation order, any order, repeats allowed).
 

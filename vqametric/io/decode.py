@@ -145,6 +145,13 @@ class FileClip(Clip):
         self._fresh = False
 
     # -- metadata ---------------------------------------------------------------------------
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` from the stream header, before any picture is decoded (coded
+        orientation: a 90-degree display rotation swaps them in :attr:`info`)."""
+        cc = self._stream.codec_context
+        return int(cc.width or 0), int(cc.height or 0)
+
     def _build_index(self) -> _PacketIndex:
         pts, keys, durations, corrupt = [], [], [], []
         packets, failed = 0, False
@@ -302,14 +309,19 @@ class FileClip(Clip):
         return self.read_streaming(indices, None)
 
     def read_streaming(self, indices: Sequence[int],
-                       on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None) -> Frames:
+                       on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None,
+                       keep: bool = True) -> Frames | None:
         """:meth:`read`, telling ``on_frame(i, take)`` each time frame ``i`` (a source index) has
         been copied into every output slot that asks for it. ``take(slots)`` returns a copy of
         output slots ``slots`` (positions in ``indices``) as :class:`Frames`; slots of frames
         already reported hold their final pixels. A frame may be reported twice (a fallback to
         sequential decoding re-decodes it into the same slots, with the same pixels). Exceptions
-        raised by ``on_frame`` stop decoding and propagate."""
-        sink = _FrameSink(self.checked_indices(indices), self.info.rotation // 90, self.name, on_frame)
+        raised by ``on_frame`` stop decoding and propagate.
+
+        ``keep=False``: frames are held only until each of their slots has been taken once, and
+        ``None`` is returned; memory is then bounded by the frames not yet taken, not by
+        ``len(indices)`` (for consumers that process frames as they arrive)."""
+        sink = _FrameSink(self.checked_indices(indices), self.info.rotation // 90, self.name, on_frame, keep)
 
         def decode() -> None:
             if self.index.seekable:
@@ -326,7 +338,7 @@ class FileClip(Clip):
         if sink.missing:
             raise VideoDecodeError(f"{self.name}: frame {sink.missing[0]} could not be decoded although the "
                                    "container lists it; the stream is corrupt: re-encode it")
-        return sink.frames()
+        return sink.frames() if keep else None
 
     def _read_seeking(self, sink: "_FrameSink") -> None:
         """Fill ``sink`` by seeking to keyframes; stop early (caller falls back) on any surprise."""
@@ -370,16 +382,23 @@ class FileClip(Clip):
 class _FrameSink:
     """Output arrays for the frames at ``indices`` (any order, repeats allowed), filled as they decode.
 
-    The arrays are allocated when the first frame arrives; each decoded frame is copied once into
-    every output slot that asks for it, rotated counter-clockwise by ``90 * quarter_turns`` degrees.
+    ``keep=True``: the arrays are allocated when the first frame arrives; each decoded frame is
+    copied once into every output slot that asks for it, rotated counter-clockwise by
+    ``90 * quarter_turns`` degrees. ``keep=False``: each decoded frame is held on its own (one copy
+    for all its slots) until every one of its slots has been taken, then released.
     """
 
     def __init__(self, indices: list[int], quarter_turns: int, name: str,
-                 on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None = None):
+                 on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None = None,
+                 keep: bool = True):
         self.on_frame = on_frame
+        self.keep = keep
         self.slots: dict[int, list[int]] = {}
         for k, i in enumerate(indices):
             self.slots.setdefault(i, []).append(k)
+        self.slot_frame = list(indices)
+        self.held: dict[int, list[np.ndarray]] = {}   # keep=False: frame -> its planes
+        self.untaken: dict[int, int] = {}             # keep=False: frame -> slots not yet taken
         self.wanted = sorted(self.slots)
         self.done: set[int] = set()
         self.count, self.turns, self.name = len(indices), quarter_turns, name
@@ -396,17 +415,24 @@ class _FrameSink:
         planes = [np.rot90(p, self.turns) for p in planes]
         if self.layout is None:
             self.layout = layout
-            dtype = {"rgb": np.uint8, "rgb16": np.float32}.get(layout[0]) or (np.uint8 if layout[1] == 8 else np.int16)
-            self.arrays = [np.empty((self.count, *p.shape), dtype) for p in planes]
+            self.dtype = {"rgb": np.uint8, "rgb16": np.float32}.get(layout[0]) or (
+                np.uint8 if layout[1] == 8 else np.int16)
+            if self.keep:
+                self.arrays = [np.empty((self.count, *p.shape), self.dtype) for p in planes]
         elif layout != self.layout:
             raise VideoDecodeError(f"{self.name} changes pixel format or frame size mid-stream; re-encode it to "
                                    "one format and size (e.g. ffmpeg -i IN -pix_fmt yuv420p OUT.mp4)")
-        for out, p in zip(self.arrays, planes):
-            for k in self.slots[i]:
+        targets = ([[out[k] for k in self.slots[i]] for out in self.arrays] if self.keep
+                   else [[np.empty(p.shape, self.dtype)] for p in planes])
+        for outs, p in zip(targets, planes):
+            for out in outs:
                 if layout[0] == "rgb16":
-                    np.multiply(p, 1.0 / 65535.0, out=out[k], casting="unsafe")
+                    np.multiply(p, 1.0 / 65535.0, out=out, casting="unsafe")
                 else:
-                    out[k] = p
+                    out[...] = p
+        if not self.keep:
+            self.held[i] = [outs[0] for outs in targets]
+            self.untaken[i] = len(self.slots[i])
         self.done.add(i)
         if self.on_frame is not None:
             try:
@@ -419,9 +445,18 @@ class _FrameSink:
         return self._wrap(self.arrays)
 
     def take(self, slots: Sequence[int]) -> Frames:
-        """A copy of the output slots ``slots`` (only slots already filled hold frames)."""
-        pos = np.asarray(slots, dtype=np.int64)
-        return self._wrap([a[pos] for a in self.arrays])
+        """A copy of the output slots ``slots`` (only slots already filled hold frames). With
+        ``keep=False`` each slot can be taken once, and a frame is released with its last slot."""
+        if self.keep:
+            pos = np.asarray(slots, dtype=np.int64)
+            return self._wrap([a[pos] for a in self.arrays])
+        frames = [self.slot_frame[k] for k in slots]
+        arrays = [np.stack([self.held[i][c] for i in frames]) for c in range(len(self.held[frames[0]]))]
+        for i in frames:
+            self.untaken[i] -= 1
+            if self.untaken[i] == 0:
+                del self.held[i]
+        return self._wrap(arrays)
 
     def _wrap(self, arrays: list[np.ndarray]) -> Frames:
         kind = self.layout[0]

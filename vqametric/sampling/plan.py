@@ -7,7 +7,8 @@ A :class:`SamplingPlan` says which frames to decode and which boxes of them beco
 * spatial, FAST-VQA-style fragments: a ``grid x grid`` lattice over the frame, one
   ``patch x patch`` native-resolution patch per cell at a seeded random offset, the same positions
   for every frame of the clip, spliced into one ``(grid*patch)^2`` image. Frames whose short side
-  is below ``grid*patch`` are upscaled (bilinear) first so that every cell holds a full patch;
+  is below ``grid*patch`` are upscaled (bilinear) first so that every cell holds a full patch (the
+  long side of a very elongated frame is stretched less, see :func:`fragment_plan`);
 * spatial, a global view: the whole frame resized to ``global_size x global_size``.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..errors import SamplingError
 
+MAX_UPSCALED_ASPECT = 8  # bound on the upscaled long side, in fragment sizes (see fragment_plan)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -207,7 +209,10 @@ def fragment_plan(height: int, width: int, grid: int, patch: int, seed: int) -> 
     h, w = height, width
     if min(h, w) < need:
         scale = need / min(h, w)
-        h, w = max(need, int(round(h * scale))), max(need, int(round(w * scale)))
+        # extreme aspect ratios: the long side grows to at most its native length or
+        # MAX_UPSCALED_ASPECT x the fragment size (a 16x10000 frame becomes 224x10000, not 224x140000)
+        cap = max(h, w, need * MAX_UPSCALED_ASPECT)
+        h, w = min(cap, max(need, int(round(h * scale)))), min(cap, max(need, int(round(w * scale))))
         resize_to = (h, w)
     rng = np.random.default_rng(seed)
     tops, lefts = [], []

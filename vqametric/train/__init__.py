@@ -10,9 +10,9 @@
 
 Training needs the ``train`` extra (``pip install vqametric[train]``).
 """
-from .fast import distortions
-from .fast.distortions import (LADDERS, SPATIAL_LADDERS, TEMPORAL_LADDERS, TEMPORAL_PERTURBATIONS, apply_indices, degrade,
-                          make_clip_from_image, temporal_perturbation, temporal_perturbation_indices)
+from ..lazy import lazy_getattr
 
 __all__ = ["distortions", "LADDERS", "SPATIAL_LADDERS", "TEMPORAL_LADDERS", "TEMPORAL_PERTURBATIONS", "degrade",
            "apply_indices", "make_clip_from_image", "temporal_perturbation", "temporal_perturbation_indices"]
+__getattr__ = lazy_getattr(__name__, {"distortions": "fast.distortions:",
+                                      **{n: "fast.distortions" for n in __all__[1:]}}, globals())

@@ -125,9 +125,10 @@ class LMMScorer:
                    attn_implementation=attn_implementation, **_family_settings(family))
 
     # ------------------------------------------------------------------------------------------
-    def prepare(self, video: Any, fps: float | None = None) -> tuple[PreparedClip, dict[str, Any]]:
+    def prepare(self, video: Any, fps: float | None = None,
+                max_pixels: int | None = None) -> tuple[PreparedClip, dict[str, Any]]:
         """Open, plan, decode and turn one video into the family's inputs."""
-        read = read_planned(video, self.card.sampling, fps)
+        read = read_planned(video, self.card.sampling, fps, max_pixels=max_pixels)
         t2 = time.perf_counter()
         info, plan = read.info, read.plan
         frames = read.planned()
@@ -183,12 +184,13 @@ class LMMScorer:
                                 f"beyond the weights but {free / 2**30:.1f} GiB are free; lower batch_size, "
                                 "num_samples or max_new_tokens")
 
-    def score(self, videos: Sequence[Any], fps: float | None = None) -> tuple[torch.Tensor, list[QualityResult]]:
+    def score(self, videos: Sequence[Any], fps: float | None = None,
+              max_pixels: int | None = None) -> tuple[torch.Tensor, list[QualityResult]]:
         """Score several videos: ``(scores (B,) float32 with NaN for unparsed answers, results)``."""
         if len(videos) == 0:
             raise InvalidVideoInput("the batch is empty; pass at least one video")
         opts = self.options
-        prepared = [self.prepare(v, fps) for v in videos]
+        prepared = [self.prepare(v, fps, max_pixels) for v in videos]
         clips = [p[0] for p in prepared]
         t0 = time.perf_counter()
         answers = self._generate(clips, opts.num_samples, opts.sample, None, opts.seed)
