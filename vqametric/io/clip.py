@@ -161,6 +161,9 @@ def open_clip(source: Any, *, fps: float | None = None) -> Clip:
         return source
     if isinstance(source, (str, os.PathLike)):
         from .decode import FileClip
+        from .rawyuv import is_raw_yuv_path, open_raw_path  # headerless: size, format, fps come from the caller
+        if is_raw_yuv_path(os.fspath(source)):
+            return open_raw_path(os.fspath(source), fps)
         return FileClip(os.fspath(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
         from .decode import FileClip

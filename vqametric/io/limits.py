@@ -1,7 +1,8 @@
 """Input limits: refuse frames too large to score before any picture is decoded.
 
 Scoring memory grows with the frame size (a decoded 4:2:0 frame takes 1.5 bytes per pixel, and
-preprocessing converts one frame at a time to floating-point RGB, 12 bytes per pixel), so a small
+preprocessing converts one frame at a time to floating-point RGB, 12 bytes per pixel; 8K takes about
+1.4 GB in all), so a small
 file of huge frames (16 black 12000x12000 frames compress to 424 KB) could otherwise ask for
 gigabytes. Frames above ``max_pixels`` (width x height) raise :class:`FrameTooLarge`.
 
@@ -41,8 +42,9 @@ def check_frame_size(clip, limit: int | None = None) -> None:
     width, height = clip.frame_size
     allowed = max_pixels(limit)
     if width * height > allowed:
+        name = getattr(clip, "name", None) or clip.info.source
         raise FrameTooLarge(
-            f"{clip.name if hasattr(clip, 'name') else 'the clip'} has {width}x{height} frames "
-            f"({width * height / 1e6:.1f} megapixels), above the limit of {allowed / 1e6:.1f} megapixels; "
-            f"downscale it first (e.g. ffmpeg -i IN -vf scale=-2:2160 OUT.mp4), or raise the limit with "
-            f"max_pixels= / --max-pixels / {ENV_VAR} if the machine has the memory (about 20 bytes per pixel)")
+            f"{name} has {width}x{height} frames ({width * height:,} pixels), above the limit of {allowed:,} "
+            f"pixels; downscale it first (e.g. ffmpeg -i IN -vf scale=-2:2160 OUT.mp4), or raise the limit with "
+            f"max_pixels= / --max-pixels / {ENV_VAR} if the machine has the memory (scoring takes about 45 "
+            "bytes per pixel of one frame)")
