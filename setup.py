@@ -44,6 +44,8 @@ setup(
         "kernels": ["triton>=3.0"],
         # vqametric rd: Bjontegaard deltas and RD plots
         "rd": ["bjontegaard>=1.3", "matplotlib>=3.5"],
+        # QualityResult.plot, VQAThinkerMetric.plot
+        "plot": ["matplotlib>=3.5"],
         # the test extra names no onnxruntime package: install it with `.[onnx,test]` or `.[onnx-gpu,test]`
         "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", *LMM,
                  "bjontegaard>=1.3", "matplotlib>=3.5"],

@@ -169,7 +169,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    import re
+    import textwrap
+
     from .backends import build_scorer
+    from .errors import BackendUnavailable, WeightsNotFound
+
+    def cli_syntax(message: str) -> str:
+        """Library messages name keyword arguments; say the options of this command instead."""
+        for pattern, option in ((r"\bcheckpoint=(?:'([^']*)'|([A-Za-z_|]+))", r"--checkpoint \1\2"),
+                                (r"\bruntime='([^']*)'", r"--runtime \1"), (r"\bdtype=torch\.(\w+)", r"--dtype \1"),
+                                (r"\bload_in_8bit=True", "--load-in-8bit"),
+                                (r"sampling=\{'num_segments': \.\.\.\}", "--frames N"),
+                                (r"\bbatch_size\b", "--batch-size"), (r"\bnum_samples\b", "--samples"),
+                                (r"\bmax_new_tokens\b", "--max-new-tokens")):
+            message = re.sub(pattern, option, message)
+        return message
 
     options: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "num_samples": args.samples,
                                "temperature": args.temperature, "scoring": args.scoring, "retries": args.retries,
@@ -182,19 +197,47 @@ def _explain(args: argparse.Namespace) -> int:
         options["load_in_8bit"] = True
     if args.prompt:
         options["prompt"] = args.prompt
+    fast = args.fast
     try:
-        card = get_card(args.model)
-        if args.frames:
-            from .sampling.plan import SamplingConfig
-            card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(),
-                                                                     "num_segments": args.frames}))
-        if card.backend != "lmm":
-            print(f"error: {args.model!r} is a {card.backend} model; explain needs a reasoning model "
-                  f"({', '.join(list_models(backend='lmm'))})", file=sys.stderr)
+        card = get_card(args.model or (DEFAULT_MODEL if fast else "vqathinker-8b"))
+        if fast and card.backend == "lmm":
+            print(f"error: --fast explains with a fast model; {card.name!r} is a reasoning model", file=sys.stderr)
             return 2
-        scorer = build_scorer(card, device=args.device, **options)
+        if not fast and card.backend != "lmm":
+            print(f"error: {card.name!r} is a {card.backend} model; explain needs a reasoning model "
+                  f"({', '.join(list_models(backend='lmm'))}), or --fast for the fast model's explanation",
+                  file=sys.stderr)
+            return 2
+        if not fast:
+            if args.frames:
+                from .sampling.plan import SamplingConfig
+                card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(),
+                                                                         "num_segments": args.frames}))
+            try:
+                family = args.runtime if args.runtime not in ("onnx", "torch") else None
+                scorer = build_scorer(card, device=args.device, runtime=family, **options)
+            except (WeightsNotFound, BackendUnavailable) as e:
+                if args.checkpoint is not None or card.weights.get("checkpoint"):  # a named checkpoint: its error
+                    raise
+                from .backends.lmm.weights import resolve_checkpoint
+                try:  # only the Hub cache is looked at
+                    resolve_checkpoint(None, card.weights.get("hub"), card.name)
+                    found = True
+                except (WeightsNotFound, BackendUnavailable):
+                    found = False
+                if found:  # there, but unusable: its error stands
+                    raise
+                extra = " and pip install 'vqametric[lmm]'" if isinstance(e, BackendUnavailable) else ""
+                print(f"note: no checkpoint of the reasoning model {card.name!r} was found, so this is the fast "
+                      f"model's explanation; for the reasoning model pass --checkpoint DIR (a downloaded checkpoint) "
+                      f"or --checkpoint {card.weights.get('hub') or 'owner/name'} (downloads it){extra}; it needs a "
+                      "GPU and about 16 GB of weights", file=sys.stderr)
+                fast, card = True, get_card(DEFAULT_MODEL)
+        if fast:
+            scorer = build_scorer(card, device=args.device,
+                                  runtime=args.runtime if args.runtime in ("onnx", "torch") else None)
     except (VQAMetricError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {cli_syntax(str(e))}", file=sys.stderr)
         return 1
     records, failed = [], 0
     for path in args.paths:
@@ -204,11 +247,24 @@ def _explain(args: argparse.Namespace) -> int:
             failed += 0 if result.parse_ok else 1
         except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, never stops the batch
             failed += 1
-            records.append({"ok": False, "source": path, "error": type(e).__name__, "message": str(e)})
+            records.append({"ok": False, "source": path, "error": type(e).__name__, "message": cli_syntax(str(e))})
+    if fast:
+        from .explanation import describe
     if args.format == "json":
-        out = [r["result"].to_dict() if r["ok"] else {k: r[k] for k in ("source", "error", "message")}
-               for r in records]
+        out = [{**r["result"].to_dict(), **({"explanation": describe(r["result"])} if fast else {})} if r["ok"]
+               else {k: r[k] for k in ("source", "error", "message")} for r in records]
         _write(json.dumps(out, indent=2, ensure_ascii=False) + "\n", args.output)
+    elif fast:
+        text = []
+        for r in records:
+            if not r["ok"]:
+                text.append(_render_explanation(r))
+                continue
+            res = r["result"]
+            text.append(f"{res.source}\n  score: {res.score:.3f} / 5  ({res.model} {res.model_version}, fast model)\n"
+                        "  explanation:\n" + textwrap.fill(describe(res), 100, initial_indent="    ",
+                                                           subsequent_indent="    ") + "\n\n")
+        _write("".join(text), args.output)
     else:
         _write("".join(_render_explanation(r) for r in records), args.output)
     return 1 if failed else 0
@@ -281,10 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a clip scores below X (1-5); the clips are named on stderr")
     s.set_defaults(func=_score)
 
-    e = sub.add_parser("explain", help="score with a reasoning model and show its explanation")
+    e = sub.add_parser("explain", help="score with a reasoning model and show its explanation (or, with --fast or "
+                                       "without a reasoning checkpoint, the fast model's timeline in words)")
     e.add_argument("paths", nargs="+", help="video or image files")
-    e.add_argument("--model", default="vqathinker-8b", help="reasoning model name (see `vqametric models`)")
+    e.add_argument("--model", default=None, help="model name (see `vqametric models`); default vqathinker-8b, "
+                                                 f"or {DEFAULT_MODEL} with --fast")
+    e.add_argument("--fast", action="store_true", help="explain from the fast model's timeline and attribution "
+                                                       "(no reasoning model, no GPU)")
     e.add_argument("--checkpoint", default=None, help="checkpoint folder or Hugging Face Hub id (owner/name)")
+    e.add_argument("--runtime", default=None, choices=["auto", "vqathinker", "qwen2.5-vl", "qwen3-vl", "onnx", "torch"],
+                   help="reasoning models: the checkpoint's family (auto: read from its config.json; default: the "
+                        "model's); fast models: onnx or torch")
     e.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     e.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"])
     e.add_argument("--load-in-8bit", action="store_true", help="int8 language model (CUDA + bitsandbytes)")

@@ -145,6 +145,15 @@ class VQAThinkerMetric(Metric):
         """Full results (timeline, attribution, timings) of the last ``update``/``forward``."""
         return list(self.last_results)
 
+    def plot(self, val: Any = None, ax: Any = None) -> tuple[Any, Any]:
+        """Plot ``val`` (a ``forward`` or ``compute`` output, or a list of them, as torchmetrics'
+        ``Metric.plot``) or, by default, every per-video score since the last ``reset`` (one point
+        per video), with the card's score range as bounds. ``ax``: a matplotlib ``Axes`` to draw on.
+        Returns ``(figure, axes)``; needs matplotlib (``pip install 'vqametric[plot]'``)."""
+        from .plotting import plot_metric
+
+        return plot_metric(self, val, ax)
+
 
 #: reasoning-model options ``create_metric`` accepts directly (they go into ``reasoning=``)
 REASONING_OPTIONS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k", "retries", "retry_temperature",

@@ -78,6 +78,69 @@ class QualityResult:
     def __float__(self) -> float:
         return float(self.score)
 
+    def worst_segment(self) -> SegmentScore | None:
+        """The lowest-scoring segment of the timeline (the first of equals); None without a timeline."""
+        return min(self.timeline, key=lambda s: s.score) if self.timeline else None
+
+    def summary(self) -> tuple[str, list[tuple[str, str]]]:
+        """``(headline, rows)`` behind ``str(result)`` and the notebook table: the headline gives the
+        model and the score (or the parse failure), each row is ``(what, text)``."""
+        from .explanation import frozen_ranges, severity_word, time_range
+
+        name = f"{self.model} {self.model_version}"
+        source = f"  {self.source}" if self.source else ""
+        if not self.parse_ok or math.isnan(self.score):
+            failure = self.sampling.get("generation", {}).get("failure") or "no answer"
+            headline = f"{name}: no score, the model's answer could not be parsed ({failure}){source}"
+        else:
+            headline = f"{name}: {self.score:.2f} / 5{source}"
+        rows: list[tuple[str, str]] = []
+        worst = self.worst_segment()
+        if worst is not None and len(self.timeline) > 1:
+            cause = f" ({worst.distortion})" if worst.distortion not in (None, "none") else ""
+            rows.append(("worst segment", f"{time_range([worst])}, score {worst.score:.2f}{cause}"))
+        if self.dominant_distortion is not None:
+            sev = self.attribution.get(self.dominant_distortion)
+            word = "" if sev is None or severity_word(sev) == "none" else f", {severity_word(sev)}"
+            rows.append(("dominant", self.dominant_distortion if sev is None else
+                         f"{self.dominant_distortion} (severity {sev:.2f}{word})"))
+        frozen = frozen_ranges(self)
+        if frozen:
+            rows.append(("frozen", ", ".join(time_range(r) for r in frozen)))
+        if self.dimensions:
+            rows.append(("dimensions", ", ".join(f"{k} {v:g}" for k, v in self.dimensions.items())))
+        if self.text and self.text.strip():
+            first = self.text.strip().splitlines()[0]
+            rows.append(("reasoning", first if len(first) <= 72 else first[:69] + "..."))
+        rows.extend(("warning", str(w)) for w in getattr(self, "warnings", None) or [])
+        return headline, rows
+
+    def __str__(self) -> str:
+        """A few lines (:meth:`summary`): score and model, worst segment, dominant distortion, frozen
+        ranges, dimensions, reasoning, warnings. ``repr`` stays the full dataclass repr."""
+        headline, rows = self.summary()
+        width = max((len(k) for k, _ in rows), default=0)
+        return "\n".join([headline] + [f"  {k.ljust(width)}  {v}" for k, v in rows])
+
+    def _repr_html_(self) -> str:
+        """Notebook view: the rows of ``str(result)`` as a table and the timeline as inline SVG
+        (all text escaped)."""
+        from .plotting import result_html
+
+        return result_html(self)
+
+    def plot(self, ax: Any = None) -> tuple[Any, tuple[Any, ...]]:
+        """Plot the timeline (segment scores over time on the 1-5 scale, worst segment marked,
+        frozen segments hatched, the clip score as a dashed line) and the attribution severities
+        (bars in [0, 1], the dominant distortion highlighted).
+
+        ``ax``: None (a new figure with both panels), one matplotlib ``Axes`` (timeline only) or two
+        (timeline, attribution). Returns ``(figure, axes)``, ``axes`` a tuple of the axes drawn on.
+        Needs matplotlib (``pip install 'vqametric[plot]'``); the figure is not shown."""
+        from .plotting import plot_result
+
+        return plot_result(self, ax)
+
 
 def _finite(value: Any, path: str, reasons: dict[str, str]) -> Any:
     """``value`` with every non-finite float replaced by ``None`` (its path and value noted in ``reasons``)."""
