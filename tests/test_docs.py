@@ -56,8 +56,6 @@ PAGES = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.pa
 
 # pages whose examples are known not to match the code yet: page -> reason
 KNOWN_FAILURES: dict[str, str] = {
-    "docs/errors.md": "its examples use head.onnx and clip.mp4 from the former quick start, which the page does "
-                      "not make",
 }
 
 PYTHON = ("python", "py", "python3")
