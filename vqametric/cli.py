@@ -7,8 +7,6 @@ fails is reported with its reason and the others go on. Exit status: 0 when ever
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from typing import Any, Sequence
@@ -33,64 +31,12 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    """``vqametric score``: files, folders, manifests or stdin; streamed results, --jobs, --resume
+    (see :mod:`vqametric.corpus`)."""
+    from .corpus import run_score
     from .functional import get_scorer
 
-    try:
-        scorer = get_scorer(args.model, args.device, args.runtime)
-    except VQAMetricError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    records: list[dict[str, Any]] = []
-    failed = 0
-    bar = tqdm(args.paths, desc="scoring", unit="video", file=sys.stderr,
-               disable=True if args.quiet or len(args.paths) < 2 else None)
-    for path in bar:
-        try:
-            _, (result,) = scorer.score([path], fps=args.fps, max_pixels=args.max_pixels)
-            if result.parse_ok:
-                records.append({"ok": True, "result": result})
-                continue
-            failure = result.sampling.get("generation", {}).get("failure") or "no answer"
-            error, message = "ParseFailure", f"the model's answer could not be parsed ({failure})"
-        except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, never stops the batch
-            error, message = type(e).__name__, str(e)
-        failed += 1
-        records.append({"ok": False, "source": path, "error": error, "message": message})
-        if not args.quiet:
-            bar.write(f"failed: {path}: {error}: {message}", file=sys.stderr)
-    _write(_render_scores(records, args.format), args.output)
-    if failed and not args.quiet:
-        print(f"{failed} of {len(args.paths)} file(s) failed", file=sys.stderr)
-    from .regression.gate import below_threshold
-    if below_threshold([r["result"] for r in records if r["ok"]], args.fail_below):
-        return 1
-    return 1 if failed else 0
-
-
-def _render_scores(records: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "json":
-        out = [r["result"].to_dict() if r["ok"] else {k: r[k] for k in ("source", "error", "message")}
-               for r in records]
-        return json.dumps(out, indent=2) + "\n"
-    cols = ["source", "score", "dominant_distortion", "model", "frames", "seconds", "error"]
-    rows = []
-    for r in records:
-        if r["ok"]:
-            res = r["result"]
-            rows.append([res.source, f"{res.score:.4f}", res.dominant_distortion or "", res.model,
-                         str(res.clip.get("num_frames", "")), f"{res.timings.get('total', 0.0):.3f}", ""])
-        else:
-            rows.append([r["source"], "", "", "", "", "", f"{r['error']}: {r['message']}"])
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        w.writerows(rows)
-        return buf.getvalue()
-    table = [r[:-1] if not r[-1] else [r[0], "FAILED", r[-1].split(":")[0], "", "", ""] for r in rows]
-    return _fmt_table(table, cols[:-1]) + "\n"
+    return run_score(args, get_scorer)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -335,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or failure lines on stderr")
     s.add_argument("--fail-below", type=float, default=None, metavar="X",
                    help="exit 1 when a clip scores below X (1-5); the clips are named on stderr")
+    s.add_argument("--report", default=None, metavar="FILE.html",
+                   help="also write a self-contained HTML report of the results (see `vqametric report`)")
+    from .corpus import add_corpus_options
+    add_corpus_options(s)
     s.set_defaults(func=_score)
 
     e = sub.add_parser("explain", help="score with a reasoning model and show its explanation (or, with --fast or "
@@ -396,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_train(sub)
     from .regression.cli import register_regression
     register_regression(sub)
+    from .report import register_report
+    register_report(sub)
     return p
 
 

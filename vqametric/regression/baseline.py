@@ -126,7 +126,7 @@ def load_records(path: str | os.PathLike) -> list[dict[str, Any]]:
             raise InvalidBaseline(f"{path}: 'clips' must be a list of records with 'path' and 'score'")
         return [{**{k: None for k in RECORD_KEYS}, **c} for c in clips]
     if isinstance(doc, list) and all(isinstance(d, dict) and "source" in d for d in doc):
-        return [clip_record(d, d["source"]) if "error" not in d else
+        return [clip_record(d, d["source"]) if not d.get("error") else
                 {"path": os.path.normpath(d["source"]), "error": d["error"], "message": d.get("message", "")}
                 for d in doc]
     raise InvalidBaseline(f"{path} is neither a vqametric baseline (a 'kind': '{BASELINE_KIND}' object) nor "

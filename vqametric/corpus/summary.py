@@ -1,0 +1,75 @@
+"""The closing summary of a corpus run: counts, failures by reason, score percentiles, slowest clips."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass
+class Summary:
+    """Accumulates rows as they finish; :meth:`to_dict` and :meth:`render` report them."""
+
+    scored: int = 0
+    failed: int = 0
+    skipped: int = 0
+    with_warnings: int = 0
+    warnings: int = 0
+    interrupted: str | None = None
+    failures: Counter = field(default_factory=Counter)
+    scores: list[float] = field(default_factory=list)
+    times: list[tuple[float, str]] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row.get("status") == "ok":
+            self.scored += 1
+            self.scores.append(float(row["score"]))
+        else:
+            self.failed += 1
+            self.failures[row.get("error") or "unknown"] += 1
+        if row.get("warnings"):
+            self.with_warnings += 1
+            self.warnings += len(row["warnings"])
+        if row.get("seconds") is not None:
+            self.times.append((float(row["seconds"]), row["path"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        s = sorted(self.scores)
+        return {
+            "scored": self.scored, "failed": self.failed, "skipped": self.skipped,
+            "warnings": self.warnings, "clips_with_warnings": self.with_warnings,
+            "failures": dict(self.failures.most_common()),
+            "percentiles": {f"p{q}": round(percentile(s, q), 4) for q in PERCENTILES} if s else {},
+            "slowest": [{"path": p, "seconds": t} for t, p in sorted(self.times, key=lambda x: -x[0])[:5]],
+            "interrupted": self.interrupted,
+        }
+
+    def render(self) -> str:
+        d = self.to_dict()
+        total = self.scored + self.failed
+        head = f"{self.scored} scored, {self.failed} failed"
+        if self.skipped:
+            head += f", {self.skipped} skipped (already in the output)"
+        if self.with_warnings:
+            head += f"; {self.with_warnings} clip(s) with warnings ({self.warnings} warning(s), see the rows)"
+        lines = [("interrupted by " + self.interrupted + ": " if self.interrupted else "summary: ") + head]
+        if self.failed:
+            lines.append(f"{self.failed} of {total} file(s) failed: " +
+                         ", ".join(f"{k} {v}" for k, v in d["failures"].items()))
+        if d["percentiles"]:
+            lines.append("scores: " + "  ".join(f"{k} {v:.3f}" for k, v in d["percentiles"].items()))
+        if d["slowest"] and total > 1:
+            lines.append("slowest: " + ", ".join(f"{s['path']} ({s['seconds']:.2f} s)" for s in d["slowest"]))
+        return "\n".join(lines)
