@@ -265,7 +265,8 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
         print(f"report: {write_report(final_rows, report)}", file=sys.stderr)
     if failure:
         print(f"error: {failure}", file=sys.stderr)
-    print(summary.render(), file=sys.stderr)
+    if summary.scored + summary.skipped > 1 or summary.failed or summary.warnings or received is not None or failure:
+        print(summary.render(), file=sys.stderr)  # one clip that scored cleanly needs no summary
     low = _below(final_rows, getattr(args, "fail_below", None))
     if received is not None:
         return EXIT_CODES[received]

@@ -59,11 +59,12 @@ def entries(records: Iterable[Any], folder: str | None = None) -> list[Entry]:
             out.append(Entry(r.source, r, folder=folder))
         elif not isinstance(r, dict):
             raise InvalidVideoInput(f"record {i + 1} is a {type(r).__name__}, not a result dict")
-        elif "error" in r and "model" not in r:
-            out.append(Entry(str(r.get("source", "")), None, str(r["error"]), str(r.get("message", "")), folder))
+        elif r.get("error") or r.get("status") == "failed":  # a failure row (score's JSON, or a corpus row)
+            out.append(Entry(str(r.get("source") or r.get("path") or ""), None, str(r.get("error") or "failed"),
+                             str(r.get("message") or ""), folder))
         elif "model" in r and "score" in r:
             try:
-                out.append(Entry(str(r.get("source", "")), result_from_dict(r), folder=folder))
+                out.append(Entry(str(r.get("source") or r.get("path") or ""), result_from_dict(r), folder=folder))
             except (TypeError, ValueError) as e:
                 raise InvalidVideoInput(f"record {i + 1} is not a result dict: {e}") from None
         else:
