@@ -18,6 +18,7 @@ from .backends import build_scorer
 from .errors import InvalidOption
 from .io.clip import iter_videos
 from .registry import DEFAULT_MODEL, ModelCard, get_card, list_models
+from .sampling.overrides import frozen, sampled_card
 from .result import QualityResult
 
 
@@ -71,18 +72,19 @@ def _results(scorer, video: Any, fps: float | None,
 
 
 def get_scorer(model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
-               runtime: str | None = None):
-    """A (cached) scorer for ``model``: a registered name, a card, or a head weights path."""
+               runtime: str | None = None, sampling: dict[str, Any] | None = None):
+    """A (cached) scorer for ``model``: a registered name, a card, or a head weights path.
+    ``sampling``: overrides of the card's sampling fields (e.g. ``{"num_segments": 8}``)."""
     if isinstance(model, ModelCard):
-        return build_scorer(model, device=device, runtime=runtime)
+        return build_scorer(sampled_card(model, sampling), device=device, runtime=runtime)
     name, dev = os.fspath(model), None if device is None else str(device)
-    return _FAST_SCORERS.get((name, dev, runtime),
-                             lambda: build_scorer(get_card(name), device=dev, runtime=runtime))
+    return _FAST_SCORERS.get((name, dev, runtime, frozen(sampling)),
+                             lambda: build_scorer(get_card(sampled_card(name, sampling)), device=dev, runtime=runtime))
 
 
 def score(video: Any, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, device: str | None = None,
-          runtime: str | None = None, fps: float | None = None,
-          max_pixels: int | None = None) -> QualityResult | list[QualityResult]:
+          runtime: str | None = None, fps: float | None = None, max_pixels: int | None = None,
+          sampling: dict[str, Any] | None = None) -> QualityResult | list[QualityResult]:
     """Quality of one video, or of each video of a batch.
 
     ``video``: a path, bytes, a binary file object, numpy ``(T, H, W, 3)`` uint8, torch
@@ -90,9 +92,12 @@ def score(video: Any, model: str | os.PathLike | ModelCard = DEFAULT_MODEL, devi
     batch of those (then a list of results is returned). ``fps`` sets the frame rate of in-memory
     frames (default 30). ``max_pixels``: refuse larger frames with
     :class:`~vqametric.errors.FrameTooLarge` (default about 36 megapixels, 8K fits; see
-    :mod:`vqametric.io.limits`). Returns :class:`QualityResult` with ``score`` on the 1-5 scale.
+    :mod:`vqametric.io.limits`). ``sampling``: overrides of the model's sampling, e.g.
+    ``{"num_segments": 8, "frames_per_segment": 4}`` (a fixed number of segments), or any
+    :class:`~vqametric.sampling.SamplingConfig` field. Returns :class:`QualityResult` with
+    ``score`` on the 1-5 scale.
     """
-    scorer = get_scorer(model, device, runtime)
+    scorer = get_scorer(model, device, runtime, sampling)
     return _results(scorer, video, fps, max_pixels)
 
 

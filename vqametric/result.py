@@ -35,6 +35,8 @@ class QualityResult:
     cause (``"none"`` when the model sees no dominant distortion).
     ``text``/``raw_answer``: reasoning-mode output; ``parse_ok`` is False when no answer could be
     parsed, and then ``score`` is NaN (``None`` in :meth:`to_dict`). ``timings``: seconds per stage.
+    ``warnings``: what went wrong without stopping the scoring (e.g. a truncated file scored on the
+    frames it holds); each is also issued as a :class:`RuntimeWarning`.
     """
 
     score: float
@@ -51,6 +53,7 @@ class QualityResult:
     sampling: dict[str, Any] = field(default_factory=dict)
     clip: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if math.isnan(self.score) and not self.parse_ok:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -151,7 +152,12 @@ class FastScorer:
         self._pid = os.getpid()
 
     def _score_one(self, video: Any, fps: float | None, max_pixels: int | None) -> tuple[torch.Tensor, QualityResult]:
-        views, ctx = self.prepare(video, fps, max_pixels)
+        with warnings.catch_warnings(record=True) as caught:  # decode problems become part of the result
+            warnings.simplefilter("always")
+            views, ctx = self.prepare(video, fps, max_pixels)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # still issued, as before
+        ctx["warnings"] = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
         t0 = time.perf_counter()
         out = self.forward([views], self.card.sampling.frames_per_segment)
         _sync(self.device)
@@ -179,7 +185,8 @@ class FastScorer:
             source=info.source, timeline=timeline,
             attribution={d: round(float(v), 4) for d, v in zip(self.distortions, pooled.severity.cpu().tolist())},
             dominant_distortion=self.attribution_classes[pooled.dominant],
-            sampling=plan.describe(), clip=info.to_dict(), timings={k: round(v, 6) for k, v in timings.items()})
+            sampling=plan.describe(), clip=info.to_dict(), timings={k: round(v, 6) for k, v in timings.items()},
+            warnings=ctx.get("warnings", []))
 
 
 def _sync(device: torch.device) -> None:

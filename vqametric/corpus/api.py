@@ -10,6 +10,7 @@ import os
 from typing import Any, Callable, Iterable, Iterator
 
 from ..registry import DEFAULT_MODEL, ModelCard, get_card
+from ..sampling.overrides import sampled_card
 from .inputs import collect_paths
 from .runner import file_stamp, score_in_process, score_in_workers
 from .writer import RowWriter, format_for, load_rows
@@ -18,24 +19,6 @@ from .writer import RowWriter, format_for, load_rows
 def _default_factory(model: Any, device: str | None, runtime: str | None) -> Any:
     from ..functional import get_scorer
     return get_scorer(model, device, runtime)
-
-
-def sampled_card(model: str | os.PathLike | ModelCard, sampling: dict[str, Any] | None) -> Any:
-    """``model`` with its sampling overridden by ``sampling`` (``num_segments``,
-    ``frames_per_segment``, any :class:`~vqametric.sampling.SamplingConfig` field); ``model`` itself
-    when there is nothing to override. ``num_segments`` alone fixes the number of segments (it turns
-    off the duration-based count of ``segment_seconds``)."""
-    if not sampling:
-        return model if isinstance(model, ModelCard) else os.fspath(model)
-    from ..sampling.plan import SamplingConfig
-
-    card = get_card(model)
-    merged = {**card.sampling.to_dict(), **sampling}
-    if "num_segments" in sampling:
-        if "segment_seconds" not in sampling:
-            merged["segment_seconds"] = 0.0
-        merged["max_segments"] = max(int(merged["max_segments"]), int(merged["num_segments"]))
-    return get_card(card, sampling=SamplingConfig.from_dict(merged))
 
 
 class CorpusRun:
