@@ -14,6 +14,17 @@ How a :class:`FileClip` finds frames:
    otherwise it decodes forward. Each requested frame is copied once, straight into the output
    (rotated upright on the way); other frames are dropped as soon as they are decoded, so memory is
    bounded by the number of requested frames, not by the clip length.
+
+   Passing over frames that are not requested, the decoder skips the pictures no other picture
+   references (FFmpeg's ``skip_frame = NONREF``, chosen packet by packet: a packet whose timestamp
+   is a requested frame's decodes normally). Requested frames are bit-identical to a full decode:
+   only pictures nothing predicts from are left out. On long-GOP files (x264's default keyframe
+   interval is 250 frames) this is most of the saving over decoding every frame. It is used only
+   for decoders where a picture's "non-reference" status is exact and the setting takes effect
+   per packet, frame threads included: H.264, HEVC with one temporal sub-layer, MPEG-1/2 (see
+   :data:`SKIP_CODECS`). VP9 has no non-reference skipping in FFmpeg and ``libdav1d`` (AV1) reads
+   the setting once, when the decoder opens; they decode every frame of a stretch, as before.
+   ``VQAMETRIC_NO_SKIP=1`` in the environment (or :data:`SKIP_NONREF` ``= False``) turns it off.
 3. 4:2:0 material (8-bit or 10-bit, I420 or NV12) stays as YUV planes at its native bit depth; the
    preprocessing stage converts it. Other formats (4:4:4, 4:2:2, gray, RGB) are converted to RGB by
    FFmpeg at 8 bits, or to 16-bit RGB (returned as float) for higher bit depths.
@@ -56,6 +67,31 @@ _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 T = TypeVar("T")
 DEFAULT_FILE_FPS = 25.0  # when a stream declares no rate and carries no timestamps
 
+# Skip non-reference pictures between requested frames (see the module docstring). A switch for
+# benchmarks and for ruling it out when debugging; the frames read are the same either way.
+SKIP_NONREF = os.environ.get("VQAMETRIC_NO_SKIP", "").strip().lower() in ("", "0", "false", "no")
+# Decoders (FFmpeg names) whose skip_frame=NONREF drops exactly the pictures that nothing references
+# and is read per packet (frame threads copy it from the user's context as each packet is handed to
+# a thread). HEVC only with a single temporal sub-layer: see _skip_safe.
+SKIP_CODECS = frozenset({"h264", "hevc", "mpeg2video", "mpeg1video"})
+_decoder_threads = 0  # FFmpeg's thread_count: 0 = one per core (FFmpeg's choice)
+
+
+def set_decoder_threads(threads: int | None) -> None:
+    """Decoder threads for every :class:`FileClip` opened afterwards (``None`` or 0: FFmpeg's
+    choice, one per core, the default, best for one scoring job at a time; 1: single-threaded,
+    for N parallel jobs that already fill the cores). Frames are identical whatever the count."""
+    global _decoder_threads
+    threads = int(threads or 0)
+    if threads < 0:
+        raise ValueError(f"threads={threads}: pass 0 or None (one per core) or a positive count")
+    _decoder_threads = threads
+
+
+def get_decoder_threads() -> int:
+    """The decoder thread count :class:`FileClip` uses by default (0: one per core)."""
+    return _decoder_threads
+
 
 def _bit_depth(fmt: av.VideoFormat | None) -> int:
     if fmt is None:
@@ -88,11 +124,17 @@ class FileClip(Clip):
     The container stays open while the clip lives; use it as a context manager or call
     :meth:`close`. Construction reads only the container header; the first access to
     :attr:`info` demuxes the packet index and decodes the first frame (see the module docstring).
+    ``threads``: decoder threads (default: :func:`set_decoder_threads`'s, one per core unless set;
+    1 for parallel jobs).
     """
 
-    def __init__(self, source: str | BinaryIO, name: str | None = None):
+    def __init__(self, source: str | BinaryIO, name: str | None = None, threads: int | None = None):
         self.name = name or str(source)
         self._container = None
+        if threads is not None and int(threads) < 0:
+            raise ValueError(f"threads={threads}: pass None (see set_decoder_threads), 0 (one per core) "
+                             "or a positive count")
+        self._threads = threads  # None: the module default, read at each (re)open
         if isinstance(source, str):
             _check_path(source)
         else:
@@ -108,6 +150,7 @@ class FileClip(Clip):
                                     "video frames")
         self._index: _PacketIndex | None = None
         self._info: ClipInfo | None = None
+        self._keep_pts: set[int] | None = None  # see _decode_from
 
     def _open(self) -> None:
         """(Re)open the container at the start of the file."""
@@ -136,6 +179,9 @@ class FileClip(Clip):
                     "the codec tag is damaged; re-encode the file with a common codec (e.g. ffmpeg -i IN "
                     "-c:v libx264 OUT.mp4)")
             self._stream.thread_type = "AUTO"
+            threads = _decoder_threads if self._threads is None else int(self._threads)
+            if threads:
+                self._stream.codec_context.thread_count = threads
 
     def _rewind(self) -> None:
         """Go to the start of the file. Reopens instead of seeking (and after :meth:`close`): not
@@ -281,16 +327,34 @@ class FileClip(Clip):
 
         Every picture :class:`FileClip` decodes comes from here. In a truncated file the decoder is
         flushed where the complete packets end, so a packet cut short is never decoded.
+
+        While :meth:`_read_seeking` runs, ``self._keep_pts`` holds the timestamps of the frames it
+        keeps; then (if skipping is on and safe for this stream) a packet whose timestamp is not
+        among them is decoded with ``skip_frame = NONREF``: if nothing references its picture, it is
+        not decoded and no frame comes out for it. Every frame that does come out is exactly what a
+        full decode gives.
         """
         idx = self.index
-        if position == 0 or not idx.seekable:
+        wanted_pts = self._keep_pts
+        if not idx.seekable or (position == 0 and (self._fresh or not self._seeks_to_start())):
             self._rewind()
+        elif position == 0:  # back to the start of an MP4 or Matroska file: a seek, not a reopen
+            try:
+                self._container.seek(idx.pts[0], stream=self._stream, backward=True, any_frame=False)
+                self._fresh = False
+            except av.error.FFmpegError:  # e.g. a fragmented MP4 without an index
+                self._fresh = False
+                self._rewind()
         else:
             if self._container is None:  # closed: reopen
                 self._open()
             self._container.seek(idx.pts[position], stream=self._stream, backward=True, any_frame=False)
             self._fresh = False
         st = self._stream
+        cc = st.codec_context
+        skip = wanted_pts is not None and self._skip_safe()
+        mode = "DEFAULT"
+        cc.skip_frame = mode  # a fresh or reopened context is already at DEFAULT; a seek keeps the context
         packets = self._container.demux(st)
         while True:
             try:
@@ -301,9 +365,34 @@ class FileClip(Clip):
                 packet = None
             if packet is not None and packet.is_corrupt and idx.truncated:
                 packet = None
+            if skip and packet is not None:
+                # a packet without a timestamp, or one of a kept frame, decodes in full
+                want = packet.pts is None or packet.pts in wanted_pts
+                if mode != ("DEFAULT" if want else "NONREF"):
+                    mode = "DEFAULT" if want else "NONREF"
+                    cc.skip_frame = mode  # read when this packet is handed to the decoder (or its thread)
             yield from st.decode(packet)  # None (or the demuxer's empty last packet) flushes
             if packet is None or packet.size == 0:
                 return
+
+    def _seeks_to_start(self) -> bool:
+        """Whether a seek back to the first frame replaces reopening the file (which costs a container
+        probe): MP4/MOV and Matroska/WebM, whose indexes make seeking exact, with the container open."""
+        fmt = set(self._container.format.name.split(",")) if self._container is not None else set()
+        return bool(fmt & {"mov", "mp4", "matroska", "webm"})
+
+    def _skip_safe(self) -> bool:
+        """Whether non-reference pictures of this stream may be skipped (see :data:`SKIP_CODECS`)."""
+        if not SKIP_NONREF:
+            return False
+        if "_skip_ok" not in self.__dict__:
+            cc = self._stream.codec_context
+            name = cc.name
+            ok = name in SKIP_CODECS
+            if ok and name == "hevc":
+                ok = _hevc_sub_layers(cc.extradata) == 1
+            self._skip_ok = ok
+        return self._skip_ok
 
     def _read(self, indices: list[int]) -> Frames:
         return self.read_streaming(indices, None)
@@ -342,6 +431,13 @@ class FileClip(Clip):
 
     def _read_seeking(self, sink: "_FrameSink") -> None:
         """Fill ``sink`` by seeking to keyframes; stop early (caller falls back) on any surprise."""
+        self._keep_pts = {self.index.pts[i] for i in sink.wanted}  # lets _decode_from skip the others
+        try:
+            self._read_seeking_frames(sink)
+        finally:
+            self._keep_pts = None
+
+    def _read_seeking_frames(self, sink: "_FrameSink") -> None:
         idx = self.index
         frames, last = None, -1  # decoder generator and index of the last frame it gave
         for target in sink.wanted:
@@ -499,6 +595,35 @@ def _plane_view(plane, dtype, channels: int = 1) -> np.ndarray:
     a = np.frombuffer(plane, dtype=dtype, count=plane.height * plane.line_size // itemsize)
     a = a.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width * channels]
     return a if channels == 1 else a.reshape(plane.height, plane.width, channels)
+
+
+def _hevc_sub_layers(extradata: bytes | None) -> int:
+    """``sps_max_sub_layers_minus1 + 1`` of the first SPS in HEVC ``extradata`` (``hvcC`` box or
+    Annex B start codes); 0 when there is none (parameter sets only in band) or it is unreadable.
+
+    With one temporal sub-layer a "sub-layer non-reference" picture (what FFmpeg's NONREF skips) is
+    referenced by no picture at all; with several, pictures of higher sub-layers may reference it.
+    """
+    data = bytes(extradata or b"")
+    nals: list[bytes] = []
+    try:
+        if len(data) > 22 and data[0] == 1:  # hvcC: 22-byte header, then arrays of NAL units
+            pos = 23
+            for _ in range(data[22]):
+                count = int.from_bytes(data[pos + 1:pos + 3], "big")
+                pos += 3
+                for _ in range(count):
+                    size = int.from_bytes(data[pos:pos + 2], "big")
+                    nals.append(data[pos + 2:pos + 2 + size])
+                    pos += 2 + size
+        else:
+            nals = data.split(b"\x00\x00\x01")[1:]
+    except IndexError:  # pragma: no cover - damaged extradata
+        return 0
+    for nal in nals:
+        if len(nal) >= 3 and (nal[0] >> 1) & 0x3F == 33:  # SPS; byte 2: vps id (4 bits), max_sub_layers_minus1 (3)
+            return ((nal[2] >> 1) & 0x7) + 1
+    return 0
 
 
 def _check_path(path: str) -> None:
