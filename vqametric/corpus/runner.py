@@ -93,7 +93,10 @@ def _init_worker(factory: Callable, model: Any, device: str | None, runtime: str
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     import torch
 
+    from ..io.decode import set_decoder_threads
+
     torch.set_num_threads(threads)
+    set_decoder_threads(threads)  # N workers share the cores: each decoder gets its share, not all of them
     try:
         scorer = factory(model, device, runtime)
         limit_runtime_threads(scorer, threads)
