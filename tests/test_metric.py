@@ -32,6 +32,20 @@ def test_metric_protocol(tiny_head_files, clips):
         m.compute()
 
 
+def test_higher_is_better_follows_the_card(tiny_head_files):
+    card = vqametric.get_card(tiny_head_files["onnx"], lower_better=True)
+    m = VQAThinkerMetric(card, runtime="torch")                    # torch: an ONNX session cannot be deep-copied
+    assert m.higher_is_better is False and m.lower_better is True
+    assert m.clone().higher_is_better is False                    # survives deepcopy
+    assert VQAThinkerMetric.higher_is_better is True               # torchmetrics' class-level default is untouched
+    assert VQAThinkerMetric(tiny_head_files["onnx"]).higher_is_better is True
+    with pytest.raises(AttributeError):
+        m.lower_better = False                                     # an alias: the card decides
+    with pytest.raises(RuntimeError, match="Can't change const"):
+        m.higher_is_better = True                                  # torchmetrics keeps it constant
+    assert m.higher_is_better is False and m.lower_better is True
+
+
 def test_onnx_and_torch_runtimes_agree(tiny_head_files, clips):
     a = VQAThinkerMetric(tiny_head_files["onnx"], runtime="onnx")(clips)
     b = VQAThinkerMetric(tiny_head_files["onnx"], runtime="torch")(clips)

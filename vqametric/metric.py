@@ -56,9 +56,8 @@ class VQAThinkerMetric(Metric):
     """
 
     is_differentiable = True
-    higher_is_better = True
+    higher_is_better: bool | None = True    # the class default; each metric's follows its model card (__init__)
     full_state_update = False
-    lower_better = False
 
     score_sum: torch.Tensor
     count: torch.Tensor
@@ -90,7 +89,8 @@ class VQAThinkerMetric(Metric):
         self.fps = fps
         self.max_pixels = max_pixels
         self.score_range = tuple(card.score_range)
-        self.lower_better = card.lower_better
+        # torchmetrics' __setattr__ refuses to change higher_is_better (a constant of the metric): set it once, here
+        torch.nn.Module.__setattr__(self, "higher_is_better", not card.lower_better)
         self.scorer = build_scorer(card, device=device, runtime=runtime, requires_grad=as_loss, head=head,
                                    **lmm_options)
         self.last_results: list[QualityResult] = []
@@ -103,6 +103,11 @@ class VQAThinkerMetric(Metric):
     @property
     def model_name(self) -> str:
         return self.card.name
+
+    @property
+    def lower_better(self) -> bool:
+        """pyiqa's name for ``not higher_is_better``; read-only, it follows the model card."""
+        return not self.higher_is_better
 
     def update(self, videos: Any) -> None:
         """Score ``videos`` and add them to the state. Nothing changes if any video fails."""

@@ -114,7 +114,7 @@ def plot_metric(metric: VQAThinkerMetric, val: Any = None, ax: Any = None) -> tu
     from torchmetrics.utilities.plot import plot_single_or_multi_val
 
     lo, hi = metric.score_range
-    plot_single_or_multi_val(val, ax=axes, higher_is_better=not metric.lower_better, lower_bound=lo, upper_bound=hi,
+    plot_single_or_multi_val(val, ax=axes, higher_is_better=metric.higher_is_better, lower_bound=lo, upper_bound=hi,
                              name=f"{type(metric).__name__} ({metric.model_name})")
     if per_video:
         from matplotlib.ticker import MaxNLocator

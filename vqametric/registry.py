@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ModelNotFound, VQAMetricError, WeightsNotFound
 from .sampling.plan import SamplingConfig
+from .weightfile import read_head_metadata
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "vqametric-fast"
@@ -145,8 +146,6 @@ def list_models(backend: str | None = None, installed_only: bool = False) -> lis
 
 def card_from_weights(path: str | os.PathLike) -> ModelCard:
     """A card for a head weights file, from the metadata stored in it."""
-    from .backends.head import read_head_metadata
-
     path = os.path.abspath(os.fspath(path))
     meta = read_head_metadata(path)
     runtime = "onnx" if path.endswith(".onnx") else "torch"

@@ -1,4 +1,4 @@
-"""The compact fast scoring head (PyTorch), and its safetensors weights format.
+"""The compact fast scoring head (PyTorch): build, save and load it.
 
 Per segment the head sees ``K = frames_per_segment`` consecutive frames as two views:
 
@@ -27,11 +27,11 @@ Three pathways read them:
 
 Inputs are normalised with the ImageNet mean/std (the sampling default); the statistics undo that
 normalisation to work on luma in [0, 1]. Weights are stored as safetensors with the head and
-sampling configuration in the file's metadata, so a weights file is self-describing.
+sampling configuration in the file's metadata, so a weights file is self-describing (the format:
+:mod:`vqametric.weightfile`).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,11 +41,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import WeightsNotFound
+from ..registry import get_card
 from ..sampling.plan import IMAGENET_MEAN, IMAGENET_STD, SamplingConfig
+from ..weightfile import FORMAT_KEY, encode_head_metadata, read_head_metadata
 
 DISTORTIONS = ("blur", "noise", "compression", "scaling", "exposure", "colour", "stutter", "flicker", "shake")
 ATTRIBUTION_CLASSES = ("none",) + DISTORTIONS
-FORMAT_KEY = "vqametric.head"
 ARCH = 3          # architecture generation of new heads unless asked (HeadConfig.arch)
 SUPPORTED_ARCHS = (2, 3, 4, 5, 6)   # 2: no colour statistics; 4 adds blockiness and still steps; 5 still steps only;
                                  # 6: pretrained backbone fused with architecture 3 (backends/fusion_head.py)
@@ -370,34 +371,9 @@ def save_head(head: FastHead, path: str | os.PathLike, sampling: SamplingConfig 
     from safetensors.torch import save_file
 
     sampling = sampling or head.sampling_config()
-    meta = {FORMAT_KEY: json.dumps({"head": asdict(head.config), "sampling": sampling.to_dict(),
-                                    "name": name, "version": version})}
+    meta = {FORMAT_KEY: encode_head_metadata(asdict(head.config), sampling.to_dict(), name, version)}
     state = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
     save_file(state, os.fspath(path), metadata=meta)
-
-
-def read_head_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``{"head", "sampling", "name", "version"}`` metadata of a head weights file."""
-    path = os.fspath(path)
-    _require_file(path)
-    if path.endswith(".onnx"):
-        import onnx
-
-        model = onnx.load(path, load_external_data=False)
-        props = {p.key: p.value for p in model.metadata_props}
-    else:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(path, "pt") as f:
-                props = f.metadata() or {}
-        except Exception as e:
-            raise WeightsNotFound(f"{path} is not a readable safetensors file ({e}); weights load only from "
-                                  "safetensors or ONNX, never from pickle") from e
-    if FORMAT_KEY not in props:
-        raise WeightsNotFound(f"{path} carries no vqametric head metadata; save heads with "
-                              "vqametric.backends.save_head or export_onnx")
-    return json.loads(props[FORMAT_KEY])
 
 
 def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[FastHead, dict[str, Any]]:
@@ -426,8 +402,6 @@ def load_trainable_head(spec: str | os.PathLike) -> tuple[FastHead, dict[str, An
     Raises :class:`WeightsNotFound` for an ONNX file (it holds no trainable weights; the error
     names the ``.safetensors`` file beside it) or a model that is not a fast head, and
     :class:`~vqametric.errors.ModelNotFound` for an unknown name."""
-    from ..registry import get_card
-
     path = os.fspath(spec)
     if path.endswith(".onnx"):
         sibling = path[: -len(".onnx")] + ".safetensors"
@@ -446,12 +420,3 @@ def load_trainable_head(spec: str | os.PathLike) -> tuple[FastHead, dict[str, An
                               "with trained readouts): retrain its readouts with `python -m "
                               "vqametric.train.fast.fusion_trainer`, or fine-tune the compact head vqametric-fast-0.5")
     return load_head(path)
-
-
-def _require_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise WeightsNotFound(f"weights file {path!r} does not exist; pass the path of a .onnx or "
-                              ".safetensors head (create one with vqametric.backends.save_head or export_onnx)")
-    if path.endswith((".pt", ".pth", ".bin", ".ckpt", ".pkl")):
-        raise WeightsNotFound(f"{path!r} is a pickle checkpoint; vqametric loads only safetensors or ONNX. "
-                              "Convert it: torch.load it yourself if you trust it, then save_head(...)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import warnings
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import BackendUnavailable
-from .head import FORMAT_KEY, FastHead, HeadConfig, head_vocabulary, read_head_metadata
+from ..weightfile import FORMAT_KEY, encode_head_metadata, read_head_metadata
+from .head import FastHead, HeadConfig, head_vocabulary
 
 INPUT_NAMES = ("fragments", "global_view")
 
@@ -49,8 +49,7 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
     export_graph(_OnnxWrapper(head, output_names), head.example_inputs(2), output_names, path, opset)
     model = onnx.load(path)
     _strip_trace_metadata(model)
-    meta = json.dumps({"head": asdict(head.config), "sampling": sampling.to_dict(), "name": name,
-                       "version": version})
+    meta = encode_head_metadata(asdict(head.config), sampling.to_dict(), name, version)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = FORMAT_KEY, meta
