@@ -22,21 +22,11 @@ def mark_used() -> None:
     _used = True
 
 
-def forked_after_use() -> bool:
-    """Whether this process is a ``fork`` child whose parent had scored (and runs single-threaded)."""
-    return _forked
-
-
-_forked = False
-
-
 def _after_fork_in_child() -> None:
-    global _forked
     if _used:
         import torch  # already imported by the parent: only the module object is looked up
 
         torch.set_num_threads(1)
-        _forked = True
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

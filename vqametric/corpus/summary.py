@@ -5,17 +5,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 PERCENTILES = (5, 25, 50, 75, 95)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
-    if not sorted_values:
-        raise ValueError("no values")
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 @dataclass
@@ -51,7 +43,8 @@ class Summary:
             "scored": self.scored, "failed": self.failed, "skipped": self.skipped,
             "warnings": self.warnings, "clips_with_warnings": self.with_warnings,
             "failures": dict(self.failures.most_common()),
-            "percentiles": {f"p{q}": round(percentile(s, q), 4) for q in PERCENTILES} if s else {},
+            "percentiles": ({f"p{q}": round(float(v), 4) for q, v in zip(PERCENTILES, np.percentile(s, PERCENTILES))}
+                            if s else {}),
             "slowest": [{"path": p, "seconds": t} for t, p in sorted(self.times, key=lambda x: -x[0])[:5]],
             "interrupted": self.interrupted,
         }
