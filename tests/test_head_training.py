@@ -156,11 +156,11 @@ def test_resampled_groups_have_grid_free_sources(image_folder):
 
 
 def test_spatial_weights_option(capsys):
-    from vqametric.train.fast.head_trainer import build_parser, initial_head, parse_weights
+    from vqametric.train.fast.head_trainer import initial_head, parse_args
 
-    assert parse_weights("exposure=1, colour=0.5") == {"exposure": 1.0, "colour": 0.5}
-    assert parse_weights("") == {}
-    parse = lambda *a: build_parser().parse_args(["--data", "d", "--out", "o", *a])  # noqa: E731
+    parse = lambda *a: parse_args(["--data", "d", "--out", "o", *a])  # noqa: E731
+    assert parse("--spatial-weights", "exposure=1, colour=0.5").spatial_weights == {"exposure": 1.0, "colour": 0.5}
+    assert parse("--spatial-weights", "").spatial_weights == {}
     assert parse().spatial_weights == {"exposure": 1.0, "colour": 1.0}           # the default, parsed
     for bad in ("sharpness=1", "colour", "colour=x", "colour=-1", "colour=nan"):
         with pytest.raises(SystemExit):
@@ -247,19 +247,16 @@ def test_training_is_repeatable_bit_for_bit(image_folder, tmp_path, monkeypatch)
     """Two runs of the recipe with the same seed write the same weights, byte for byte, whether the
     batches are made in the training process or in a worker process (batch ``i`` depends only on
     ``(seed, i)``); another seed writes different ones."""
-    from vqametric.backends import onnx_runtime
     from vqametric.train.fast import head_trainer
 
     monkeypatch.setattr(head_trainer, "finish", lambda *a, **k: {})     # evaluation and export are tested above
-    monkeypatch.setattr(onnx_runtime, "export_onnx", lambda *a, **k: None)
+    monkeypatch.setattr(head_trainer, "export_onnx", lambda *a, **k: None)
     files = {}
     for name, workers, seed in (("a", "0", "0"), ("b", "1", "0"), ("c", "0", "1")):
         argv = ["--data", str(image_folder), "--items-from-folder", "--out", str(tmp_path / name), "--steps", "2",
                 "--groups", "2", "--image-groups", "1", "--width", "4", "--workers", workers, "--threads", "1",
                 "--val-fraction", "0.5", "--val-every", "0", "--seed", seed]
-        args = head_trainer.build_parser().parse_args(argv)
-        args.argv = argv
-        head_trainer.train(args)
+        head_trainer.train(head_trainer.parse_args(argv))
         files[name] = (tmp_path / name / "head.safetensors").read_bytes()
     assert files["a"] == files["b"]
     assert files["a"] != files["c"]
@@ -333,30 +330,28 @@ def test_init_fine_tunes_an_existing_head(image_folder, tmp_path, monkeypatch):
     import torch
     from safetensors.torch import load_file
 
-    from vqametric.backends import onnx_runtime
     from vqametric.errors import ModelNotFound, WeightsNotFound
     from vqametric.train.fast import head_trainer
 
     monkeypatch.setattr(head_trainer, "finish", lambda *a, **k: {})
-    monkeypatch.setattr(onnx_runtime, "export_onnx", lambda *a, **k: None)
+    monkeypatch.setattr(head_trainer, "export_onnx", lambda *a, **k: None)
 
     def run(name, *extra):
         argv = ["--data", str(image_folder), "--items-from-folder", "--out", str(tmp_path / name), "--groups", "1",
                 "--image-groups", "1", "--workers", "0", "--threads", "1", "--val-fraction", "0.5",
                 "--val-every", "0", *extra]
-        args = head_trainer.build_parser().parse_args(argv)
-        args.argv = argv
-        head_trainer.train(args)
-        return args, load_file(str(tmp_path / name / "head.safetensors"))
+        cfg = head_trainer.parse_args(argv)
+        head_trainer.train(cfg)
+        return cfg, load_file(str(tmp_path / name / "head.safetensors"))
 
-    args, base = run("base", "--steps", "2", "--width", "4", "--spatial-stride", "4", "--arch", "5")
-    assert (args.width, args.spatial_stride, args.arch) == (4, 4, 5)
+    cfg, base = run("base", "--steps", "2", "--width", "4", "--spatial-stride", "4", "--arch", "5")
+    assert (cfg.width, cfg.spatial_stride, cfg.arch) == (4, 4, 5)
     init = str(tmp_path / "base" / "head.safetensors")
-    args, same = run("same", "--steps", "0", "--init", init)
-    assert (args.width, args.spatial_stride, args.arch) == (4, 4, 5)        # taken from the file
-    assert args.init_model.startswith("vqametric-fast ")
+    cfg, same = run("same", "--steps", "0", "--init", init)
+    assert (cfg.width, cfg.spatial_stride, cfg.arch) == (4, 4, 5)        # taken from the file
+    assert cfg.init_model.startswith("vqametric-fast ")
     assert same.keys() == base.keys() and all(torch.equal(same[k], base[k]) for k in base)
-    args, moved = run("moved", "--steps", "2", "--init", init, "--width", "4", "--lr", "5e-4")   # agreeing option
+    cfg, moved = run("moved", "--steps", "2", "--init", init, "--width", "4", "--lr", "5e-4")   # agreeing option
     assert any(not torch.equal(moved[k], base[k]) for k in base if k.endswith("weight"))
 
     with pytest.raises(ValueError, match=r"--width 8 \(it has 4\).*leave --width out"):

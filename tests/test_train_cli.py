@@ -1,4 +1,4 @@
-"""``vqametric train grpo|aso --config FILE``: config validation, and short runs on a tiny VLM."""
+"""``vqametric train head|grpo|aso --config FILE``: config validation and overrides, and short runs on a tiny VLM."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,9 @@ from vqametric.backends import build_scorer
 from vqametric.registry import get_card
 from vqametric.sampling.plan import SamplingConfig
 from vqametric.train import cli as C
+from vqametric.train.config import TrainConfigError
 from vqametric.train.reasoning.aso import ASOConfig
+from vqametric.train.reasoning.config import load_config
 from vqametric.train.reasoning.grpo import GRPOConfig
 from vqametric.train.reasoning.rewards import RewardConfig
 
@@ -64,21 +66,21 @@ def write(folder, name, text):
 # ----------------------------------------------------------------------------------------------
 # the config
 def test_defaults_are_the_release_seeds(workdir):
-    cfg = C.load_config(write(workdir, "min.toml", BASE.format(output="out-min")), "grpo")
+    cfg = load_config(write(workdir, "min.toml", BASE.format(output="out-min")), "grpo")
     g, r = cfg.grpo_config(), cfg.reward_config()
     assert (g.num_generations, g.temperature, g.beta, g.clip_epsilon, g.num_iterations) == (4, 1.0, 0.04, 0.2, 1)
     assert g == GRPOConfig(seed=0) and r == RewardConfig()
-    assert r.sigma == 0.5 and r.temporal and cfg.grpo["max_new_tokens"] == 1024
+    assert r.sigma == 0.5 and r.temporal and cfg.grpo.max_new_tokens == 1024
     assert cfg.manifest == os.path.join(str(workdir), "train.csv")          # relative to the config's folder
-    assert cfg.model["checkpoint"] == os.path.join(str(workdir), "ckpt")
+    assert cfg.model.checkpoint == os.path.join(str(workdir), "ckpt")
     assert cfg.lora is None and cfg.save == "auto"
-    a = C.load_config(write(workdir, "min-aso.toml", BASE.format(output="out-min")), "aso")
-    assert a.aso_config() == ASOConfig() and a.aso["sft_steps"] == 0
+    a = load_config(write(workdir, "min-aso.toml", BASE.format(output="out-min")), "aso")
+    assert a.aso_config() == ASOConfig() and a.aso.sft_steps == 0
     # the same config as JSON, with tables as objects and null for "off"
     raw = {"manifest": "train.csv", "output": "o", "steps": 2, "model": {"checkpoint": "ckpt"},
            "grpo": {"num_generations": 8, "max_grad_norm": None, "temporal": False},
            "rewards": {"weights": {"format": 0.5}}, "lora": {"r": 8, "target_modules": ["q_proj", "v_proj"]}}
-    j = C.load_config(write(workdir, "c.json", json.dumps(raw)), "grpo")
+    j = load_config(write(workdir, "c.json", json.dumps(raw)), "grpo")
     assert j.grpo_config().num_generations == 8 and j.grpo_config().max_grad_norm is None
     assert not j.reward_config().temporal and j.reward_config().weights == {"format": 0.5}
     assert j.lora_settings().target_modules == ("q_proj", "v_proj") and j.lora_settings().alpha == 32.0
@@ -111,8 +113,8 @@ def test_config_errors_name_the_fix(workdir, extra, mode, message):
     else:
         text = extra + text
     path = write(workdir, "bad.toml", text)
-    with pytest.raises(C.TrainConfigError) as e:
-        C.load_config(path, mode)
+    with pytest.raises(TrainConfigError) as e:
+        load_config(path, mode)
     assert message in str(e.value) and "bad.toml" in str(e.value)
 
 
@@ -128,11 +130,11 @@ def test_missing_and_unreadable_configs(workdir):
         ("dtype.toml", BASE.format(output="o") + 'dtype = "fp8"\n', "[model] dtype: 'fp8' is not one of"),
     ]
     for name, text, message in cases:
-        with pytest.raises(C.TrainConfigError) as e:
-            C.load_config(write(workdir, name, text), "grpo")
+        with pytest.raises(TrainConfigError) as e:
+            load_config(write(workdir, name, text), "grpo")
         assert message in str(e.value), (name, str(e.value))
-    with pytest.raises(C.TrainConfigError, match="does not exist"):
-        C.load_config(os.path.join(str(workdir), "absent.toml"), "grpo")
+    with pytest.raises(TrainConfigError, match="does not exist"):
+        load_config(os.path.join(str(workdir), "absent.toml"), "grpo")
 
 
 def test_check_exit_codes_and_output_guard(workdir, capsys):
@@ -163,6 +165,56 @@ def test_register_adds_the_train_command():
     assert args.train_mode == "aso" and args.config == "run.toml" and args.steps == 3 and callable(args.func)
     with pytest.raises(SystemExit):
         parser.parse_args(["train"])            # a mode is required
+
+
+def test_set_overrides_are_typed_and_checked(workdir, capsys):
+    path = write(workdir, "over.toml", BASE.format(output="o"))
+    cfg = load_config(path, "grpo", [("--set", "grpo.beta", "0.1"), ("--set", "grpo.temporal", "false"),
+                                     ("--set", "rewards.weights", "format=0.5,ranking=2"), ("--set", "steps", "7"),
+                                     ("--set", "grpo.max_grad_norm", "0"), ("--set", "lora.r", "4")])
+    assert cfg.grpo.beta == 0.1 and cfg.grpo.temporal is False and cfg.steps == 7
+    assert cfg.rewards.weights == {"format": 0.5, "ranking": 2.0} and cfg.grpo_config().max_grad_norm is None
+    assert cfg.lora.r == 4 and cfg.lora.alpha == 32.0                      # an override can open a table
+    here = load_config(path, "grpo", [("--set", "output", "elsewhere")])
+    assert here.output == os.path.abspath("elsewhere")                   # relative to the working folder
+    bad = [("grpo.betta", "0.1", "unknown key 'grpo.betta' (did you mean 'grpo.beta'?)"),
+           ("grpo.beta", "high", "--set grpo.beta: expected a number, got 'high'"),
+           ("grpo.num_generations", "1", "--set grpo.num_generations: 1 is below the minimum 2"),
+           ("grpo.temporal", "maybe", "expected true or false, got 'maybe'"),
+           ("grpo.aggregation", "tokens", "'tokens' is not one of 'sequence', 'token' (did you mean 'token'?)"),
+           ("model", "x", "[model] is a table; set one of its keys, e.g. model.checkpoint=VALUE"),
+           ("steps.x", "1", "'steps' is a value, not a table"),
+           ("aso.beta", "1", "unknown key 'aso'")]
+    for key, text, message in bad:
+        with pytest.raises(TrainConfigError) as e:
+            load_config(path, "grpo", [("--set", key, text)])
+        assert message in str(e.value), (key, str(e.value))
+    # the same from the command line, with the shortcuts
+    assert C.main(["grpo", "--config", path, "--check", "--set", "grpo.beta=0.5", "--steps", "3"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["grpo"]["beta"] == 0.5 and shown["steps"] == 3 and "seed" not in shown["grpo"]
+    assert C.main(["grpo", "--config", path, "--check", "--set", "grpo.beta"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert C.main(["grpo", "--config", path, "--check", "--steps", "0"]) == 2
+    assert "--steps: 0 is below the minimum 1" in capsys.readouterr().err
+
+
+def test_head_mode_help_and_config(workdir, capsys):
+    with pytest.raises(SystemExit) as e:
+        C.main(["head", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--spatial-stride" in out and "--no-vmaf" in out and "--set KEY=VALUE" in out
+    write(workdir, "head.toml", 'data = "images"\nout = "runs/head"\nsteps = 5\nspatial_weights = { colour = 0.5 }\n')
+    assert C.main(["head", "--config", os.path.join(str(workdir), "head.toml"), "--check", "--width", "8",
+                   "--no-vmaf", "--set", "seed=3"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["data"] == os.path.join(str(workdir), "images") and shown["steps"] == 5
+    assert (shown["width"], shown["vmaf"], shown["seed"], shown["spatial_weights"]) == (8, False, 3, {"colour": 0.5})
+    assert C.main(["head", "--check"]) == 2
+    assert "missing required key 'data'" in capsys.readouterr().err
+    assert C.main(["head", "--data", "d", "--out", "o", "--check", "--set", "stpes=3"]) == 2
+    assert "unknown key 'stpes' (did you mean 'steps'?)" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..io.clip import Clip, ClipInfo, open_clip
+from ..io.clip import Clip, ClipInfo
 from ..io.decode import FileClip
+from ..io.sources import open_clip
 from ..io.limits import check_frame_size
 from ..io.frames import Frames
 from ..sampling.plan import SamplingConfig, SamplingPlan, make_plan

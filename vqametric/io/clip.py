@@ -1,13 +1,13 @@
-"""``Clip``: a lazy video handle with metadata and random frame access.
+"""``Clip``: a lazy video handle with metadata and random frame access, and
+:class:`TensorClip`, a clip held in memory.
 
-``open_clip(source)`` accepts a path, bytes, a binary file object, a numpy array, a torch tensor,
-:class:`~vqametric.io.frames.YUV420Frames` or an existing :class:`Clip`. Metadata is read without
+Subclasses: :class:`~vqametric.io.decode.FileClip` (files, bytes, file objects, decoded with
+PyAV) and :class:`~vqametric.io.rawyuv.RawYUV` (headerless YUV files). Metadata is read without
 decoding pictures; :meth:`Clip.read` decodes only the frames asked for.
+:func:`vqametric.io.open_clip` (:mod:`vqametric.io.sources`) opens any supported source.
 """
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidVideoInput
-from .frames import Frames, RGBFrames, YUV420Frames
-from .tensors import rgb_from_numpy, rgb_from_torch
+from .frames import Frames, YUV420Frames
 
 DEFAULT_TENSOR_FPS = 30.0
 
@@ -149,39 +148,6 @@ class TensorClip(Clip):
         if indices == list(range(self.frames.num_frames)):
             return self.frames
         return self.frames.select(torch.tensor(indices, dtype=torch.long))
-
-
-def open_clip(source: Any, *, fps: float | None = None) -> Clip:
-    """Open any supported input as a :class:`Clip`.
-
-    ``fps`` applies to in-memory inputs (default 30); files carry their own timing. A binary file
-    object is read from its start (position 0), whatever its current position.
-    """
-    if isinstance(source, Clip):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        from .decode import FileClip
-        from .rawyuv import is_raw_yuv_path, open_raw_path  # headerless: size, format, fps come from the caller
-        if is_raw_yuv_path(os.fspath(source)):
-            return open_raw_path(os.fspath(source), fps)
-        return FileClip(os.fspath(source))
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        from .decode import FileClip
-        if len(source) == 0:
-            raise InvalidVideoInput("the video bytes are empty (0 bytes); pass the file's contents")
-        return FileClip(io.BytesIO(bytes(source)), name="<bytes>")
-    if hasattr(source, "read") and hasattr(source, "seek"):
-        from .decode import FileClip
-        return FileClip(source, name=getattr(source, "name", "<file object>"))
-    if isinstance(source, np.ndarray):
-        return TensorClip(rgb_from_numpy(source), fps, source=f"<numpy {source.shape}>")
-    if isinstance(source, torch.Tensor):
-        return TensorClip(rgb_from_torch(source), fps, source=f"<tensor {tuple(source.shape)}>")
-    if isinstance(source, (YUV420Frames, RGBFrames)):
-        return TensorClip(source, fps, source=f"<{type(source).__name__}>")
-    raise InvalidVideoInput(
-        f"cannot read a video from {type(source).__name__}; pass a path, bytes, a binary file object, "
-        "a numpy (T, H, W, 3) array, a torch (T, 3, H, W) tensor or YUV420Frames")
 
 
 def iter_videos(videos: Any) -> Iterator[Any]:

@@ -27,7 +27,8 @@ How a :class:`FileClip` finds frames:
    ``VQAMETRIC_NO_SKIP=1`` in the environment (or :data:`SKIP_NONREF` ``= False``) turns it off.
 3. 4:2:0 material (8-bit or 10-bit, I420 or NV12) stays as YUV planes at its native bit depth; the
    preprocessing stage converts it. Other formats (4:4:4, 4:2:2, gray, RGB) are converted to RGB by
-   FFmpeg at 8 bits, or to 16-bit RGB (returned as float) for higher bit depths.
+   FFmpeg at 8 bits, or to 16-bit RGB (returned as float) for higher bit depths
+   (:mod:`vqametric.io.planes`).
 4. Truncated files. The clip is the frames whose data is complete: a packet cut short at the end is
    dropped and never decoded. Where the container shows the loss (a packet cut short, fewer packets
    than the header lists) a :class:`RuntimeWarning` names the file. A file that lost its index (an
@@ -39,7 +40,6 @@ sequential decoding from the start, still dropping unrequested frames.
 from __future__ import annotations
 
 import bisect
-import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -48,22 +48,16 @@ from typing import BinaryIO, Callable, Iterator, Sequence, TypeVar
 
 import av
 import numpy as np
-import torch
 
 from ..errors import InvalidVideoInput, VideoDecodeError, VQAMetricError
 from .clip import Clip, ClipInfo
-from .frames import Frames, RGBFrames, YUV420Frames
+from .frames import Frames
+from .planes import FrameSink, format_bit_depth, frame_planes
+from .probe import check_file_object, check_path, hevc_sub_layers
 
-# pix_fmt -> (bit depth, planar layout to request from FFmpeg)
-_YUV420 = {
-    "yuv420p": (8, "yuv420p"), "yuvj420p": (8, "yuv420p"), "nv12": (8, "yuv420p"), "nv21": (8, "yuv420p"),
-    "yuv420p9le": (9, "yuv420p9le"), "yuv420p10le": (10, "yuv420p10le"), "p010le": (10, "yuv420p10le"),
-    "yuv420p12le": (12, "yuv420p12le"), "yuv420p10be": (10, "yuv420p10le"),
-}
-# AVColorSpace values -> matrix names, and back (for FFmpeg's conversions)
-_MATRIX = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
-_COLORSPACE = {"bt709": 1, "bt601": 5, "bt2020": 9}
-_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+# former private names of what planes.py and probe.py now hold, still importable from here
+_FrameSink, _planes, _hevc_sub_layers = FrameSink, frame_planes, hevc_sub_layers
+
 T = TypeVar("T")
 DEFAULT_FILE_FPS = 25.0  # when a stream declares no rate and carries no timestamps
 
@@ -91,15 +85,6 @@ def set_decoder_threads(threads: int | None) -> None:
 def get_decoder_threads() -> int:
     """The decoder thread count :class:`FileClip` uses by default (0: one per core)."""
     return _decoder_threads
-
-
-def _bit_depth(fmt: av.VideoFormat | None) -> int:
-    if fmt is None:
-        return 8
-    try:
-        return max(int(c.bits) for c in fmt.components)
-    except Exception:  # pragma: no cover - exotic formats
-        return 8
 
 
 @dataclass(frozen=True)
@@ -136,9 +121,9 @@ class FileClip(Clip):
                              "or a positive count")
         self._threads = threads  # None: the module default, read at each (re)open
         if isinstance(source, str):
-            _check_path(source)
+            check_path(source)
         else:
-            _check_file_object(source, self.name)
+            check_file_object(source, self.name)
         self._source = source
         self._open()
         streams = self._container.streams.video
@@ -305,7 +290,7 @@ class FileClip(Clip):
             w, h = h, w
         fmt = cc.format
         return ClipInfo(width=w, height=h, fps=float(fps), num_frames=n, duration=duration,
-                        pix_fmt=str(cc.pix_fmt or (fmt.name if fmt else "unknown")), bit_depth=_bit_depth(fmt),
+                        pix_fmt=str(cc.pix_fmt or (fmt.name if fmt else "unknown")), bit_depth=format_bit_depth(fmt),
                         rotation=rotation, codec=cc.name, container=self._container.format.name,
                         source=self.name, timestamps=timestamps)
 
@@ -390,7 +375,7 @@ class FileClip(Clip):
             name = cc.name
             ok = name in SKIP_CODECS
             if ok and name == "hevc":
-                ok = _hevc_sub_layers(cc.extradata) == 1
+                ok = hevc_sub_layers(cc.extradata) == 1
             self._skip_ok = ok
         return self._skip_ok
 
@@ -410,7 +395,7 @@ class FileClip(Clip):
         ``keep=False``: frames are held only until each of their slots has been taken once, and
         ``None`` is returned; memory is then bounded by the frames not yet taken, not by
         ``len(indices)`` (for consumers that process frames as they arrive)."""
-        sink = _FrameSink(self.checked_indices(indices), self.info.rotation // 90, self.name, on_frame, keep)
+        sink = FrameSink(self.checked_indices(indices), self.info.rotation // 90, self.name, on_frame, keep)
 
         def decode() -> None:
             if self.index.seekable:
@@ -429,7 +414,7 @@ class FileClip(Clip):
                                    "container lists it; the stream is corrupt: re-encode it")
         return sink.frames() if keep else None
 
-    def _read_seeking(self, sink: "_FrameSink") -> None:
+    def _read_seeking(self, sink: FrameSink) -> None:
         """Fill ``sink`` by seeking to keyframes; stop early (caller falls back) on any surprise."""
         self._keep_pts = {self.index.pts[i] for i in sink.wanted}  # lets _decode_from skip the others
         try:
@@ -437,7 +422,7 @@ class FileClip(Clip):
         finally:
             self._keep_pts = None
 
-    def _read_seeking_frames(self, sink: "_FrameSink") -> None:
+    def _read_seeking_frames(self, sink: FrameSink) -> None:
         idx = self.index
         frames, last = None, -1  # decoder generator and index of the last frame it gave
         for target in sink.wanted:
@@ -460,7 +445,7 @@ class FileClip(Clip):
             if target not in sink.done:
                 return
 
-    def _read_sequential(self, sink: "_FrameSink") -> None:
+    def _read_sequential(self, sink: FrameSink) -> None:
         for i, frame in enumerate(self._decode_from(0)):
             if i in sink.slots:
                 sink.put(i, frame)
@@ -473,181 +458,3 @@ class FileClip(Clip):
             self._container.close()
             self._container = None
         self._fresh = False
-
-
-class _FrameSink:
-    """Output arrays for the frames at ``indices`` (any order, repeats allowed), filled as they decode.
-
-    ``keep=True``: the arrays are allocated when the first frame arrives; each decoded frame is
-    copied once into every output slot that asks for it, rotated counter-clockwise by
-    ``90 * quarter_turns`` degrees. ``keep=False``: each decoded frame is held on its own (one copy
-    for all its slots) until every one of its slots has been taken, then released.
-    """
-
-    def __init__(self, indices: list[int], quarter_turns: int, name: str,
-                 on_frame: Callable[[int, Callable[[Sequence[int]], Frames]], None] | None = None,
-                 keep: bool = True):
-        self.on_frame = on_frame
-        self.keep = keep
-        self.slots: dict[int, list[int]] = {}
-        for k, i in enumerate(indices):
-            self.slots.setdefault(i, []).append(k)
-        self.slot_frame = list(indices)
-        self.held: dict[int, list[np.ndarray]] = {}   # keep=False: frame -> its planes
-        self.untaken: dict[int, int] = {}             # keep=False: frame -> slots not yet taken
-        self.wanted = sorted(self.slots)
-        self.done: set[int] = set()
-        self.count, self.turns, self.name = len(indices), quarter_turns, name
-        self.layout: tuple | None = None
-        self.arrays: list[np.ndarray] = []
-        self.consumer_error: BaseException | None = None  # what on_frame raised, passed through as is
-
-    @property
-    def missing(self) -> list[int]:
-        return [i for i in self.wanted if i not in self.done]
-
-    def put(self, i: int, frame: av.VideoFrame) -> None:
-        layout, planes = _planes(frame)
-        planes = [np.rot90(p, self.turns) for p in planes]
-        if self.layout is None:
-            self.layout = layout
-            self.dtype = {"rgb": np.uint8, "rgb16": np.float32}.get(layout[0]) or (
-                np.uint8 if layout[1] == 8 else np.int16)
-            if self.keep:
-                self.arrays = [np.empty((self.count, *p.shape), self.dtype) for p in planes]
-        elif layout != self.layout:
-            raise VideoDecodeError(f"{self.name} changes pixel format or frame size mid-stream; re-encode it to "
-                                   "one format and size (e.g. ffmpeg -i IN -pix_fmt yuv420p OUT.mp4)")
-        targets = ([[out[k] for k in self.slots[i]] for out in self.arrays] if self.keep
-                   else [[np.empty(p.shape, self.dtype)] for p in planes])
-        for outs, p in zip(targets, planes):
-            for out in outs:
-                if layout[0] == "rgb16":
-                    np.multiply(p, 1.0 / 65535.0, out=out, casting="unsafe")
-                else:
-                    out[...] = p
-        if not self.keep:
-            self.held[i] = [outs[0] for outs in targets]
-            self.untaken[i] = len(self.slots[i])
-        self.done.add(i)
-        if self.on_frame is not None:
-            try:
-                self.on_frame(i, self.take)
-            except BaseException as e:
-                self.consumer_error = e
-                raise
-
-    def frames(self) -> Frames:
-        return self._wrap(self.arrays)
-
-    def take(self, slots: Sequence[int]) -> Frames:
-        """A copy of the output slots ``slots`` (only slots already filled hold frames). With
-        ``keep=False`` each slot can be taken once, and a frame is released with its last slot."""
-        if self.keep:
-            pos = np.asarray(slots, dtype=np.int64)
-            return self._wrap([a[pos] for a in self.arrays])
-        frames = [self.slot_frame[k] for k in slots]
-        arrays = [np.stack([self.held[i][c] for i in frames]) for c in range(len(self.held[frames[0]]))]
-        for i in frames:
-            self.untaken[i] -= 1
-            if self.untaken[i] == 0:
-                del self.held[i]
-        return self._wrap(arrays)
-
-    def _wrap(self, arrays: list[np.ndarray]) -> Frames:
-        kind = self.layout[0]
-        tensors = [torch.from_numpy(a) for a in arrays]
-        if kind == "yuv":
-            _, depth, matrix, full, _ = self.layout
-            return YUV420Frames(*tensors, bit_depth=depth, matrix=matrix, full_range=full)
-        return RGBFrames.trusted(tensors[0])
-
-
-def _planes(frame: av.VideoFrame) -> tuple[tuple, list[np.ndarray]]:
-    """A decoded frame -> (layout, views of its planes without copying).
-
-    Layouts: ``("yuv", depth, matrix, full_range, shapes)`` with ``uint8``/``uint16`` Y, U, V planes;
-    ``("rgb", h, w)`` with one ``uint8`` ``(h, w, 3)`` plane; ``("rgb16", h, w)`` with one ``uint16`` plane.
-    Untagged YUV is BT.709 from 720 lines up and BT.601 below, for 4:2:0 and the RGB conversion alike.
-    """
-    name = frame.format.name
-    tagged = int(frame.colorspace or 0) in _MATRIX
-    matrix = _MATRIX[int(frame.colorspace)] if tagged else "bt709" if frame.height >= 720 else "bt601"
-    if name in _YUV420:
-        depth, planar = _YUV420[name]
-        if name != planar:
-            frame = frame.reformat(format=planar)
-        dtype = np.uint8 if depth == 8 else np.uint16
-        planes = [_plane_view(frame.planes[c], dtype) for c in range(3)]
-        full = name == "yuvj420p" or int(frame.color_range or 0) == _FULL_RANGE
-        return ("yuv", depth, matrix, full, tuple(p.shape for p in planes)), planes
-    colorspace = None if tagged or frame.format.is_rgb else _COLORSPACE[matrix]
-    if _bit_depth(frame.format) > 8:
-        rgb = frame.reformat(format="rgb48le", src_colorspace=colorspace)
-        return ("rgb16", rgb.height, rgb.width), [_plane_view(rgb.planes[0], np.uint16, 3)]
-    rgb = frame.reformat(format="rgb24", src_colorspace=colorspace)
-    return ("rgb", rgb.height, rgb.width), [_plane_view(rgb.planes[0], np.uint8, 3)]
-
-
-def _plane_view(plane, dtype, channels: int = 1) -> np.ndarray:
-    """``(height, width)`` (or ``(height, width, channels)``) view of a plane, row padding skipped."""
-    itemsize = np.dtype(dtype).itemsize
-    a = np.frombuffer(plane, dtype=dtype, count=plane.height * plane.line_size // itemsize)
-    a = a.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width * channels]
-    return a if channels == 1 else a.reshape(plane.height, plane.width, channels)
-
-
-def _hevc_sub_layers(extradata: bytes | None) -> int:
-    """``sps_max_sub_layers_minus1 + 1`` of the first SPS in HEVC ``extradata`` (``hvcC`` box or
-    Annex B start codes); 0 when there is none (parameter sets only in band) or it is unreadable.
-
-    With one temporal sub-layer a "sub-layer non-reference" picture (what FFmpeg's NONREF skips) is
-    referenced by no picture at all; with several, pictures of higher sub-layers may reference it.
-    """
-    data = bytes(extradata or b"")
-    nals: list[bytes] = []
-    try:
-        if len(data) > 22 and data[0] == 1:  # hvcC: 22-byte header, then arrays of NAL units
-            pos = 23
-            for _ in range(data[22]):
-                count = int.from_bytes(data[pos + 1:pos + 3], "big")
-                pos += 3
-                for _ in range(count):
-                    size = int.from_bytes(data[pos:pos + 2], "big")
-                    nals.append(data[pos + 2:pos + 2 + size])
-                    pos += 2 + size
-        else:
-            nals = data.split(b"\x00\x00\x01")[1:]
-    except IndexError:  # pragma: no cover - damaged extradata
-        return 0
-    for nal in nals:
-        if len(nal) >= 3 and (nal[0] >> 1) & 0x3F == 33:  # SPS; byte 2: vps id (4 bits), max_sub_layers_minus1 (3)
-            return ((nal[2] >> 1) & 0x7) + 1
-    return 0
-
-
-def _check_path(path: str) -> None:
-    if not os.path.exists(path):
-        raise InvalidVideoInput(f"no such file: {path!r}; check the path (it is resolved against "
-                                f"the current directory {os.getcwd()!r})")
-    if os.path.isdir(path):
-        raise InvalidVideoInput(f"{path!r} is a directory; pass a video file (the CLI accepts several "
-                                "paths, e.g. `vqametric score dir/*.mp4`)")
-    if not os.path.isfile(path):
-        raise InvalidVideoInput(f"{path!r} is not a regular file (a pipe, socket or device); save the video to a "
-                                "file, or read the stream into bytes and pass those")
-    if os.path.getsize(path) == 0:
-        raise InvalidVideoInput(f"{path!r} is empty (0 bytes); the write or download probably failed: "
-                                "write or download it again")
-
-
-def _check_file_object(f: BinaryIO, name: str) -> None:
-    if isinstance(f, io.TextIOBase):
-        raise InvalidVideoInput(f"{name} is a text-mode file object; open the video in binary mode: open(path, 'rb')")
-    try:
-        size = f.seek(0, io.SEEK_END)
-    except (AttributeError, OSError, ValueError) as e:
-        raise InvalidVideoInput(f"cannot seek in {name} ({e}); pass a seekable binary file object, or read "
-                                "the stream into bytes first") from e
-    if size == 0:
-        raise InvalidVideoInput(f"{name} is empty (0 bytes); pass a file object holding the video")

@@ -2,11 +2,15 @@
 
 * :mod:`vqametric.train.fast`: the default fast model's recipes (data, synthetic degradations,
   losses, evaluation, the compact head's and the default model's trainers);
-* :mod:`vqametric.train.reasoning`: reasoning models (VQAThinker's rewards, GRPO, ASO, policies);
+* :mod:`vqametric.train.reasoning`: reasoning models (VQAThinker's rewards, GRPO, ASO, the
+  training adapters one module per family, the configs and runs of ``train grpo | aso``);
+* :mod:`~vqametric.train.distill`: reasoning model -> fast head;
 * shared: :mod:`~vqametric.train.metrics` (SRCC, PLCC after a 4-parameter logistic fit, Kendall
-  tau), :mod:`~vqametric.train.manifest` (video manifests), :mod:`~vqametric.train.vmaf`,
-  :mod:`~vqametric.train.distill` (reasoning model -> fast head) and :mod:`~vqametric.train.cli`
-  (``vqametric train grpo | aso | distill``).
+  tau), :mod:`~vqametric.train.manifest` (video manifests), :mod:`~vqametric.train.vmaf`;
+* the command: :mod:`~vqametric.train.cli` (``vqametric train head | grpo | aso | distill``, the one
+  entry point), :mod:`~vqametric.train.config` (one configuration system for every mode: typed
+  dataclasses read from TOML or JSON, overridden with ``--set KEY=VALUE``) and
+  :mod:`~vqametric.train.options` (command-line options derived from a config).
 
 Training needs the ``train`` extra (``pip install vqametric[train]``).
 """

@@ -13,6 +13,9 @@
    teacher on a held-out share of the videos, and vs MOS where the list has it), ``log.json``;
    the head is installed in :func:`vqametric.registry.user_models_dir` so ``get_card(NAME)``
    and ``vqametric score --model NAME`` find it.
+
+``vqametric train distill --config FILE`` runs it from a :class:`DistillConfig` (top-level keys,
+``[teacher]``: :class:`TeacherSection`, ``[student]``: :class:`DistillSettings`).
 """
 from __future__ import annotations
 
@@ -21,15 +24,21 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
+from ..backends import build_scorer
 from ..backends.fast import FastScorer
 from ..backends.head import FastHead, HeadConfig, load_trainable_head, save_head
+from ..backends.onnx_runtime import export_onnx
 from ..registry import COMPACT_MODEL, ModelCard, get_card, install_head
+from ..sampling.plan import SamplingConfig
+from .config import Job, Override, TrainConfigError, check_output_folder, internal, load, option, to_table
 from .fast import losses as L
+from .fast.head_trainer import lr_at
+from .manifest import load_manifest
 from .metrics import correlation_report
 
 Teacher = Callable[[str], float]  # video path -> score on 1-5 (NaN when it has none)
@@ -39,15 +48,45 @@ Teacher = Callable[[str], float]  # video path -> score on 1-5 (NaN when it has 
 class DistillSettings:
     """Student training settings (the ``[student]`` table and top-level keys of the config)."""
 
-    name: str = "distilled-head"
-    init: str | None = None            # head to fine-tune (.safetensors or a fast model name); default: a new head
-    steps: int = 300
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.2
-    seed: int = 0
+    name: str = option("distilled-head", help="model name the head is registered under")
+    init: str | None = option(None, path="local", help="head to fine-tune: a .safetensors head or a fast model name "
+                              "such as vqametric-fast (default: a new default-architecture head)")
+    steps: int = option(300, lo=1)
+    batch_size: int = option(8, lo=2)
+    learning_rate: float = option(1e-3, positive=True)
+    weight_decay: float = option(1e-4, lo=0.0)
+    val_fraction: float = option(0.2, lo=0.0, hi=0.9)
+    seed: int = option(0, lo=0)
     version: str = "distilled"
+
+
+@dataclass
+class TeacherSection:
+    """``[teacher]``: the reasoning model that scores the videos, and how it is loaded."""
+    card: str = option("vqathinker-8b", help="reasoning model card (`vqametric models`)")
+    checkpoint: str | None = option(None, path="local", help="checkpoint folder or Hugging Face Hub id")
+    device: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] | None = None
+    scoring: Literal["expected", "parsed"] = "expected"
+    num_samples: int = option(1, lo=1)
+    max_new_tokens: int = option(1024, lo=1)
+    batch_size: int = option(4, lo=1)
+    frames: int | None = option(None, lo=1, help="frames sampled per video (default: the card's)")
+    global_size: int | None = option(None, lo=28, help="frame size in pixels (default: the card's)")
+
+
+@dataclass(kw_only=True)
+class DistillConfig:
+    """A validated distillation config: the top-level keys, ``[teacher]`` and ``[student]``."""
+    videos: str = option(help="a .txt list of videos (one path per line) or a training manifest (CSV/JSONL with mos)",
+                         path="file")
+    output: str = option(help="folder for the head files, the teacher's cached scores, metrics and log", path="file")
+    overwrite: bool = option(False, help="allow a non-empty output folder (cached teacher scores are reused)")
+    install: bool = option(True, help="install the head in the user models folder so it is usable by name")
+    mode: Literal["distill"] = "distill"
+    teacher: TeacherSection = option(factory=TeacherSection)
+    student: DistillSettings = option(factory=DistillSettings)
+    source: str = internal("<config>")
 
 
 def read_video_list(path: str) -> list[tuple[str, float | None]]:
@@ -61,7 +100,6 @@ def read_video_list(path: str) -> list[tuple[str, float | None]]:
                 if p and not p.startswith("#"):
                     rows.append((p if os.path.isabs(p) else os.path.join(base, p), None))
         return rows
-    from .manifest import load_manifest
     return [(r.path, r.mos) for r in load_manifest(path)]
 
 
@@ -91,8 +129,6 @@ class LMMTeacher:
     """A teacher that scores with a reasoning model (``scorer``), by default with expected scores."""
 
     def __init__(self, card: str | ModelCard, device: str | None = None, **options: Any):
-        from ..backends import build_scorer
-
         options.setdefault("scoring", "expected")
         self.scorer = build_scorer(get_card(card), device=device, **options)
 
@@ -122,8 +158,6 @@ def _clip_scores(head: FastHead, views: Sequence[dict[str, torch.Tensor]], k: in
 def train_student(videos: Sequence[str], targets: Sequence[float], settings: DistillSettings,
                   echo: Callable[[str], None] | None = None) -> tuple[FastHead, ModelCard, list[dict[str, Any]]]:
     """Fit the fast head to ``targets`` (1-5) on ``videos``; returns (head in eval mode, card, log)."""
-    from .fast.head_trainer import lr_at
-
     torch.manual_seed(settings.seed)
     head, card = _student(settings)
     head.train()
@@ -199,7 +233,6 @@ def distill(rows: Sequence[tuple[str, float | None]], teacher: Teacher, output: 
     st = os.path.join(output, settings.name + ".safetensors")
     ox = os.path.join(output, settings.name + ".onnx")
     save_head(head, st, card.sampling, name=settings.name, version=settings.version)
-    from ..backends.onnx_runtime import export_onnx
     export_onnx(head, ox, card.sampling, name=settings.name, version=settings.version)
     metrics["files"] = [st, ox]
     if install:
@@ -209,3 +242,42 @@ def distill(rows: Sequence[tuple[str, float | None]], teacher: Teacher, output: 
     with open(os.path.join(output, "log.json"), "w", encoding="utf-8") as f:
         json.dump(log, f)
     return metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# `vqametric train distill --config FILE`
+def load_distill_config(path: str | os.PathLike | None, overrides: Sequence[Override] = ()) -> DistillConfig:
+    """Read and validate a distillation config; relative paths are resolved against its folder."""
+    if path is None:
+        raise TrainConfigError("`vqametric train distill` needs --config FILE (docs/training-grpo-aso.md)")
+    return load(DistillConfig, path, overrides)
+
+
+def preflight(cfg: DistillConfig) -> dict[str, Any]:
+    """The checks that load no model: the output folder and the video list."""
+    check_output_folder(cfg.output, cfg.overwrite, cfg.source, " (cached teacher scores are then reused)")
+    return {"videos_listed": len(read_video_list(cfg.videos))}
+
+
+def run_distill(cfg: DistillConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Score the videos with the teacher, train the student; returns the output folder and the
+    metrics (without the per-video predictions)."""
+    rows = read_video_list(cfg.videos)
+    t = to_table(cfg.teacher)
+    card, device = get_card(t.pop("card")), t.pop("device")
+    if card.backend != "lmm":
+        raise TrainConfigError(f"{cfg.source}: [teacher] card {card.name!r} is a {card.backend} model; the teacher "
+                               "must be a reasoning model (`vqametric models`)")
+    over = {k: v for k, v in (("num_segments", t.pop("frames")), ("global_size", t.pop("global_size"))) if v}
+    if over:
+        card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(), **over}))
+    teacher = LMMTeacher(card, device=device, **{k: v for k, v in t.items() if v is not None})
+    metrics = distill(rows, teacher, cfg.output, cfg.student, echo, install=cfg.install)
+    summary = {k: v for k, v in metrics.items() if k != "settings"}
+    for part in ("student_vs_teacher", "student_vs_mos"):
+        if part in summary:
+            summary[part] = {k: v for k, v in summary[part].items() if k != "predictions"}
+    return {"output": cfg.output, **summary}
+
+
+JOB = Job(load_distill_config, preflight, run_distill)

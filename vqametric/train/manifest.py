@@ -254,5 +254,5 @@ def _check_csv_header(path: Path) -> None:
 
 def dimension_labels(records: Sequence[ManifestRecord], dimensions: Sequence[str] = DIMENSIONS):
     """``(N, D)`` float tensor of the dimension ratings, NaN where not given (ASO labels)."""
-    import torch
+    import torch  # torch: heavy; the manifest reader itself does not need it
     return torch.tensor([r.dimension_vector(dimensions) for r in records], dtype=torch.float32)

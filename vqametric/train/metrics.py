@@ -8,6 +8,7 @@ raw value).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -71,10 +72,9 @@ def _logistic4_jac(x, b1, b2, b3, b4):
 def fit_logistic4(pred: Sequence[float], mos: Sequence[float]) -> np.ndarray | None:
     """Least-squares parameters ``(b1, b2, b3, b4)`` of :func:`logistic4`, or None without scipy."""
     try:
-        from scipy.optimize import curve_fit
+        from scipy.optimize import curve_fit  # scipy: optional (the train extra)
     except ImportError:
         return None
-    import warnings
 
     x, y = np.asarray(pred, np.float64), np.asarray(mos, np.float64)
     if len(x) < 5:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import av
 import numpy as np
 import torch
 
@@ -109,8 +110,6 @@ def split_train_val(items: Sequence[ImageItem], val_fraction: float = 0.1,
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as ``(H, W, 3)`` uint8 RGB (decoded with PyAV)."""
-    import av
-
     with av.open(os.fspath(path)) as c:
         frame = next(c.decode(video=0))
         return frame.to_ndarray(format="rgb24")

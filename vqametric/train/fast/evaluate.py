@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 from ...backends import build_scorer
+from ...demo import scene_frames
 from ...registry import ModelCard, card_from_weights
 from . import distortions as D
 from .data import CLIP_FRAMES, ImageItem, load_image
 from ..metrics import correlation_report, kendall_tau, srcc
+from ..vmaf import vmaf as vmaf_of
 
 TRAINED_PERTURBATIONS = tuple(k for k in D.TEMPORAL_PERTURBATIONS if k != "reverse")
 
@@ -132,8 +134,6 @@ def evaluate_ladders(scorer, items: Sequence[ImageItem], ladders: Sequence[str] 
     mode_scores: dict[str, list[np.ndarray]] = {m: [] for m in modes}
     vmaf_names = [n for n in ladders if n in VMAF_LADDERS] if vmaf else []
     level_vmaf: dict[str, list[list[float]]] = {n: [] for n in vmaf_names}     # VMAF at levels 1-5
-    if vmaf_names:
-        from ..vmaf import vmaf as vmaf_of
     for i, it in enumerate(items):
         image = load_image(it.path)
         clip = eval_clip(i, D.downsample_image(image, resample) if resample else image, seed)
@@ -186,8 +186,6 @@ def evaluate_scene(scorer, ladders: Sequence[str] = tuple(D.LADDERS), seed: int 
     levels 0-5 and Kendall tau as in :func:`evaluate_ladders`; ``not_below_pristine`` lists the
     ``(ladder, level)`` pairs whose score is not below the pristine clip's (the promise "a pristine
     clip above its degraded copies" wants none)."""
-    from ...demo import scene_frames
-
     scene = np.stack(list(scene_frames(16, 360, 640)))
     pristine = float(score_clips(scorer, [scene])[0])
     per, worse = {}, []

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -34,11 +35,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ...backends.efficientnet_lite import pretrained_lite0
 from ...backends.fusion_head import ATTRIBUTION_CLASSES_V6, DISTORTIONS_V6, FUSION_ARCH, FusionHead
-from ...backends.head import ATTRIBUTION_CLASSES, HeadConfig, load_trainable_head
+from ...backends.head import ATTRIBUTION_CLASSES, HeadConfig, load_trainable_head, save_head
+from ...backends.onnx_runtime import export_graph, export_onnx
 from ...sampling import SamplingConfig, make_plan
 from . import distortions as D
 from .data import ImageItem, frames_to_views, load_image, make_group, read_biq2021_train, segment_sources, split_train_val
+from ..metrics import srcc
+from .evaluate import evaluate
 from .losses import batch_fidelity_loss, bell_loss, margin_loss, ordered_fidelity_loss, smooth_l1
 
 MODEL_NAME = "vqametric-fast"
@@ -110,7 +115,7 @@ def static_segment(image: np.ndarray, kind: str, k: int, rng: np.random.Generato
     H, W = image.shape[:2]
     if kind == "still":
         return np.repeat(image[None], k, 0)
-    h, w = D._even(H * 0.875), D._even(W * 0.875)
+    h, w = D.even_size(H * 0.875), D.even_size(W * 0.875)
     y0, x0 = int(rng.integers(0, H - h - 2)), int(rng.integers(0, W - w - 2))
     if kind == "noise":
         base = image[y0:y0 + h, x0:x0 + w].astype(np.float32)
@@ -182,8 +187,6 @@ class _FeatureGraph(torch.nn.Module):
 
 def export_features(head: FusionHead, path: str) -> str:
     """The frozen part of ``head`` (:meth:`FusionHead.features`) as an ONNX graph (dynamic batch)."""
-    from ...backends.onnx_runtime import export_graph
-
     head = head.eval()
     return export_graph(_FeatureGraph(head), head.example_inputs(2), FEATURE_KEYS, path)
 
@@ -192,7 +195,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(graph: str, sampling: dict, seed: int) -> None:
-    import onnxruntime as ort
+    import onnxruntime as ort  # onnxruntime: optional (the onnx extra)
 
     torch.set_num_threads(1)
     opts = ort.SessionOptions()
@@ -220,8 +223,6 @@ def extract_features(items: Sequence[ImageItem], graph: str, sampling: SamplingC
                      workers: int, log=print) -> dict[str, np.ndarray]:
     """Rows and frozen features of every item, computed in ``workers`` processes; concatenated,
     with ``image`` (item index) per row."""
-    import multiprocessing as mp
-
     jobs = [(i, it.path, it.mos) for i, it in enumerate(items)]
     parts: list[dict[str, Any]] = []
     t0 = time.time()
@@ -353,8 +354,6 @@ def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarra
     """Row-level checks on the cached rows of ``images`` (validation items): SRCC of the pristine
     rows against the MOS, the share of ladder pairs in the right order, the mean static-minus-
     pristine score, attribution top-1 accuracy per class."""
-    from ..metrics import srcc
-
     rows = np.flatnonzero(np.isin(cache["image"], images))
     if rows.size == 0:
         return {}
@@ -400,8 +399,6 @@ def build_parser() -> argparse.ArgumentParser:
 def assemble_head(base: str) -> FusionHead:
     """A fusion head with the pretrained backbone and the compact head ``base`` (its
     architecture-3 pathways, frozen); readouts untrained."""
-    from ...backends.efficientnet_lite import pretrained_lite0
-
     head = FusionHead(fusion_config())
     head.backbone.load_state_dict(pretrained_lite0().state_dict())
     small, _ = load_trainable_head(base)
@@ -445,14 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     history = fit_readouts(head, cache, np.arange(n_train), epochs=args.epochs, lr=args.lr, seed=args.seed, log=log)
     report = row_report(head, cache, np.arange(n_train, n_train + len(val_items)))
     log("validation rows: " + json.dumps(report))
-    from ...backends.head import save_head
-    from ...backends.onnx_runtime import export_onnx
-
     save_head(head, os.path.join(args.out, "head.safetensors"), sampling, MODEL_NAME, args.version)
     export_onnx(head, os.path.join(args.out, "head.onnx"), sampling, MODEL_NAME, args.version)
     evaluation = None
     if args.eval_ladder or args.eval_temporal:
-        from .evaluate import evaluate
         evaluation = evaluate(os.path.join(args.out, "head.onnx"), val_items, n_quality=None, n_ladder=args.eval_ladder,
                               n_temporal=args.eval_temporal, seed=args.seed, vmaf=bool(args.eval_ladder),
                               scene=bool(args.eval_ladder))

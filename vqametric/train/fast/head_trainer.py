@@ -1,4 +1,7 @@
-"""The fast-head recipe: ``python -m vqametric.train.fast.head_trainer --data DIR --out DIR``.
+"""The compact head's recipe: ``vqametric train head --data DIR --out DIR`` (the module entry
+point ``python -m vqametric.train.fast.head_trainer`` is an alias). The settings are
+:class:`~vqametric.train.fast.head_config.HeadTrainConfig`: options, ``--config FILE`` and
+``--set KEY=VALUE``.
 
 Trains :class:`~vqametric.backends.head.FastHead` from scratch on the CPU on BIQ2021's train CSV
 (split 90/10 with a fixed seed) and on synthetic spatial ladders and temporal perturbations around
@@ -21,7 +24,6 @@ and severity BCE. Everything is seeded; batch ``i`` depends only on ``(--seed, i
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,156 +31,69 @@ import platform
 import resource
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ... import __version__
-from ...backends.head import ARCH, SUPPORTED_ARCHS, FastHead, HeadConfig, load_trainable_head, save_head
+from ...backends.head import FastHead, HeadConfig, load_head, load_trainable_head, save_head
+from ...backends.onnx_runtime import export_onnx
+from .. import cli as train_cli
+from .. import vmaf
+from ..config import Job, Override, load
+from ..options import command_line
 from . import losses as L
-from .data import GroupBatches, ImageItem, read_biq2021_train, split_train_val
+from .data import GroupBatches, ImageItem, items_from_images, read_biq2021_train, split_train_val
+from .evaluate import evaluate, evaluate_quality, evaluate_temporal, make_scorer, spread_subset
+from .head_config import HeadTrainConfig
 
 MODEL_NAME = "vqametric-fast"
 
 LOSS_WEIGHTS = {"regression": 1.0, "batch_rank": 1.0, "ladder_rank": 1.0, "temporal": 1.0, "attribution": 0.2,
                 "severity": 0.2}
+PLACEHOLDERS = {"data": "DATA", "out": "OUT"}    # the folders, as metrics.json's command shows them
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vqametric.train.fast.head_trainer", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="BIQ2021 folder (holds Images/ and 'Train (Images and MOS).csv')")
-    p.add_argument("--out", required=True, help="output folder for weights, metrics and logs")
-    p.add_argument("--steps", type=int, default=2400, help="optimizer steps")
-    p.add_argument("--groups", type=int, default=8, help="images per step (each gives 2-3 segments)")
-    p.add_argument("--image-groups", type=int, default=8,
-                   help="extra images per step seen only as their pristine segment (opinion-score losses only)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warmup, then cosine)")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    p.add_argument("--init", default=None,
-                   help="fine-tune this head instead of a new one: a .safetensors head or a fast model name "
-                        "(e.g. vqametric-fast); its architecture is used (use a lower --lr, e.g. 5e-4)")
-    p.add_argument("--width", type=positive_int, default=None,
-                   help=f"HeadConfig.width (default: {HeadConfig.width}, or the --init head's)")
-    p.add_argument("--spatial-stride", type=positive_int, default=None,
-                   help="HeadConfig.spatial_stride: the spatial CNNs see frames 0, s, 2s, ... of each segment "
-                        f"(default: {HeadConfig.spatial_stride}, or the --init head's)")
-    p.add_argument("--arch", type=int, choices=[a for a in SUPPORTED_ARCHS if a != 6], default=None,
-                   help="head architecture (HeadConfig.arch): 4 adds blockiness and still-step statistics, "
-                        f"5 the still step only (default: {ARCH}, or the --init head's)")
-    p.add_argument("--margin", type=float, default=0.25, help="temporal consistency margin (MOS units)")
-    p.add_argument("--p-temporal", type=float, default=0.4, help="share of groups with a temporal perturbation")
-    p.add_argument("--temporal-levels", type=int, choices=(1, 2), default=2,
-                   help="perturbed rows per temporal-ladder group: 2 also ranks a milder level above a worse one")
-    p.add_argument("--spatial-weights", type=parse_weights, default="exposure=1,colour=1",
-                   help="sampling weights of spatial ladders, NAME=W,... (others keep data.SPATIAL_WEIGHTS)")
-    p.add_argument("--p-resample", type=probability, default=0.0,
-                   help="share of ladder groups whose image is first shrunk (by data.RESAMPLE_RANGE) into a "
-                        "pristine source without the JPEG block grid")
-    p.add_argument("--p-resample-images", type=probability, default=0.0,
-                   help="the same for the opinion-only images (their MOS then labels the shrunk image)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/10 train/validation split")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument("--workers", type=int, default=1, help="data-generation worker processes (0: in-process)")
-    p.add_argument("--version", default="0.5.0", help="version string stored in the weights")
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--val-every", type=int, default=500, help="quick validation SRCC and temporal consistency every N steps (0: never)")
-    p.add_argument("--val-quick", type=int, default=150,
-                   help="validation images of the quick check (a quarter of them for temporal consistency)")
-    p.add_argument("--eval-quality", type=int, default=0, help="validation images for SRCC/PLCC (0: all)")
-    p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus")
-    p.add_argument("--eval-ladder-resampled", type=int, default=12,
-                   help="validation images for the spatial ladders from grid-free (shrunk) sources")
-    p.add_argument("--no-eval-scene", dest="eval_scene", action="store_false",
-                   help="skip the ladders on the generated demo scene (content with no JPEG history)")
-    p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency")
-    p.add_argument("--no-vmaf", dest="vmaf", action="store_false",
-                   help="skip the VMAF agreement on the compression and scaling ladders (needs imageio-ffmpeg)")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="skip training: evaluate the head.onnx already in --out and rewrite metrics.json")
-    p.add_argument("--ladders", default="all", help="comma-separated ladders to evaluate (default: all)")
-    p.add_argument("--limit-train", type=int, default=0, help="use only the first N train images (smoke tests)")
-    p.add_argument("--items-from-folder", action="store_true",
-                   help="--data is a plain folder of images (MOS 3 for all; smoke tests only)")
-    return p
+def parse_args(argv: Sequence[str]) -> HeadTrainConfig:
+    """The config of a ``vqametric train head`` command line (``argv`` without the mode): argparse
+    exits on a bad option value; a bad config raises :class:`~vqametric.train.config.TrainConfigError`."""
+    args = train_cli.build_parser().parse_args(["head", *argv])
+    return load_head_config(args.config, train_cli.overrides(args))
 
 
-def parse_weights(text: str) -> dict[str, float]:
-    """``"exposure=1,colour=0.6"`` -> ``{"exposure": 1.0, "colour": 0.6}``; names must be spatial ladders
-    (the ``type`` of ``--spatial-weights``: argparse reports a bad value with the option's name)."""
-    from .data import SPATIAL_WEIGHTS
-
-    out = {}
-    for part in filter(None, (x.strip() for x in text.split(","))):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in SPATIAL_WEIGHTS:
-            raise argparse.ArgumentTypeError(f"{part!r} is not NAME=WEIGHT with NAME one of {sorted(SPATIAL_WEIGHTS)}")
-        try:
-            w = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} in {part!r} is not a number") from None
-        if not (w >= 0 and math.isfinite(w)):
-            raise argparse.ArgumentTypeError(f"weight {w} of {name!r} must be finite and at least 0")
-        out[name] = w
-    return out
-
-
-def _number(text: str, cast: type, noun: str):
-    """``cast(text)``, or an argparse error saying that ``text`` is not ``noun``."""
-    try:
-        return cast(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-
-
-def probability(text: str) -> float:
-    """A number in [0, 1] (an argparse ``type``)."""
-    v = _number(text, float, "a number")
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"{v} must be between 0 and 1")
-    return v
-
-
-def positive_int(text: str) -> int:
-    """An integer of at least 1 (an argparse ``type``: a bad value is reported with the option's name)."""
-    v = _number(text, int, "an integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
-    return v
+def load_head_config(path: str | None, overrides: Sequence[Override] = ()) -> HeadTrainConfig:
+    """The recipe's config from the file ``path`` (optional) and ``overrides``."""
+    return load(HeadTrainConfig, path, overrides)
 
 
 ARCH_OPTIONS = {"arch": "--arch", "width": "--width", "spatial_stride": "--spatial-stride"}
 
 
-def initial_head(args: argparse.Namespace) -> FastHead:
+def initial_head(cfg: HeadTrainConfig) -> FastHead:
     """The head training starts from: new (``--arch``, ``--width``, ``--spatial-stride``; those not
     given keep :class:`HeadConfig`'s defaults) or the ``--init`` head, whose architecture options
-    must not be contradicted. Fills those three options of ``args`` with the architecture used."""
-    given = {k: getattr(args, k) for k in ARCH_OPTIONS if getattr(args, k) is not None}
-    if args.init:
-        head, meta = load_trainable_head(args.init)
-        args.init_model = f"{meta.get('name', '?')} {meta.get('version', '?')}"   # recorded in metrics.json
+    must not be contradicted. Fills those three keys of ``cfg`` with the architecture used."""
+    given = {k: getattr(cfg, k) for k in ARCH_OPTIONS if getattr(cfg, k) is not None}
+    if cfg.init:
+        head, meta = load_trainable_head(cfg.init)
+        cfg.init_model = f"{meta.get('name', '?')} {meta.get('version', '?')}"   # recorded in metrics.json
         clash = {k: v for k, v in given.items() if v != getattr(head.config, k)}
         if clash:
             said = ", ".join(f"{ARCH_OPTIONS[k]} {v} (it has {getattr(head.config, k)})" for k, v in clash.items())
-            raise ValueError(f"--init {args.init} has another architecture than {said}; leave "
+            raise ValueError(f"--init {cfg.init} has another architecture than {said}; leave "
                              f"{' and '.join(ARCH_OPTIONS[k] for k in clash)} out (the head's own architecture "
                              "is used)")
     else:
         head = FastHead(HeadConfig(**given))
-    record_architecture(args, head.config)
+    record_architecture(cfg, head.config)
     return head.train()
 
 
-def record_architecture(args: argparse.Namespace, config: HeadConfig) -> None:
-    """Set ``args``' architecture options to ``config``'s (what ``metrics.json`` records)."""
+def record_architecture(cfg: HeadTrainConfig, config: HeadConfig) -> None:
+    """Set ``cfg``'s architecture keys to ``config``'s (what ``metrics.json`` records)."""
     for k in ARCH_OPTIONS:
-        setattr(args, k, getattr(config, k))
+        setattr(cfg, k, getattr(config, k))
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -203,183 +118,171 @@ def compute_losses(out: dict[str, torch.Tensor], batch, margin: float) -> dict[s
 
 
 def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the data workers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _import_everything(args: argparse.Namespace) -> None:
-    """Import every module the run will need now, so that a long run uses one consistent snapshot
-    of the code (modules imported lazily later could come from a newer, incompatible edit), and
-    find the VMAF binary before training rather than after it."""
-    from ...backends import fast, onnx_runtime  # noqa: F401
-    from . import evaluate  # noqa: F401
-    from .. import vmaf  # noqa: F401
-    if args.vmaf and args.eval_ladder:
-        vmaf.ffmpeg_with_vmaf()
-
-
-def load_split(args: argparse.Namespace) -> tuple[list[ImageItem], list[ImageItem]]:
-    if args.items_from_folder:
-        from .data import items_from_images
-        items: list[ImageItem] = items_from_images(args.data)
-    else:
-        items = read_biq2021_train(args.data)
-    train_items, val_items = split_train_val(items, args.val_fraction, args.split_seed)
-    if args.limit_train:
-        train_items = train_items[:args.limit_train]
+def load_split(cfg: HeadTrainConfig) -> tuple[list[ImageItem], list[ImageItem]]:
+    """The train and validation images (``--items-from-folder``: every image of a folder, MOS 3)."""
+    items = items_from_images(cfg.data) if cfg.items_from_folder else read_biq2021_train(cfg.data)
+    train_items, val_items = split_train_val(items, cfg.val_fraction, cfg.split_seed)
+    if cfg.limit_train:
+        train_items = train_items[:cfg.limit_train]
     return train_items, val_items
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    _import_everything(args)
-    from ...backends.onnx_runtime import export_onnx
-    from .evaluate import evaluate_quality, evaluate_temporal, make_scorer, spread_subset
+def _quick_validation(head: FastHead, val_items: list[ImageItem], cfg: HeadTrainConfig) -> dict[str, Any]:
+    """SRCC, PLCC and temporal consistency on a spread of validation images, for the log only (a
+    failure is logged, never ends the run)."""
+    try:
+        scorer = make_scorer(head)
+        q = evaluate_quality(scorer, spread_subset(val_items, cfg.val_quick), seed=cfg.seed)
+        tc = evaluate_temporal(scorer, spread_subset(val_items, cfg.val_quick // 4), seed=cfg.seed)
+        return {"srcc": round(q["srcc"], 4), "plcc": q["plcc"] and round(q["plcc"], 4), "n": q["n"],
+                "temporal": round(tc["consistency_without_reverse"], 4), "n_temporal": tc["images"]}
+    except Exception as e:  # noqa: BLE001
+        return {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        head.train()
 
-    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    head = initial_head(args)      # before anything is read or written: a bad --init fails at once
-    os.makedirs(args.out, exist_ok=True)
-    train_items, val_items = load_split(args)
 
+def _fit(head: FastHead, cfg: HeadTrainConfig, train_items: list[ImageItem], val_items: list[ImageItem],
+         echo: Callable[[str], None] | None) -> None:
+    """The optimisation loop: ``cfg.steps`` AdamW steps (warmup, then cosine), losses logged to
+    ``train_log.jsonl`` every ``log_every`` steps, a checkpoint every 200 steps."""
     sampling = head.sampling_config()
-    data = GroupBatches(train_items, sampling, args.steps, args.groups, seed=args.seed,
-                        image_groups=args.image_groups, p_temporal=args.p_temporal,
-                        temporal_levels=args.temporal_levels, spatial_weights=args.spatial_weights,
-                        p_resample=args.p_resample, p_resample_images=args.p_resample_images)
-    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers,
-                                         prefetch_factor=2 if args.workers else None)
-    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    log_path = os.path.join(args.out, "train_log.jsonl")
-    log = open(log_path, "w")
+    data = GroupBatches(train_items, sampling, cfg.steps, cfg.groups, seed=cfg.seed, image_groups=cfg.image_groups,
+                        p_temporal=cfg.p_temporal, temporal_levels=cfg.temporal_levels,
+                        spatial_weights=cfg.spatial_weights, p_resample=cfg.p_resample,
+                        p_resample_images=cfg.p_resample_images)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg.workers,
+                                         prefetch_factor=2 if cfg.workers else None)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     running: dict[str, float] = {}
     head.train()
     t_loop = time.perf_counter()
-    for step, batch in loader:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        out = head(batch.fragments, batch.global_view)
-        parts = compute_losses(out, batch, args.margin)
-        opt.zero_grad(set_to_none=True)
-        parts["total"].backward()
-        torch.nn.utils.clip_grad_norm_(head.parameters(), 5.0)
-        opt.step()
-        for k, v in parts.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            n = args.log_every if (step + 1) % args.log_every == 0 else (step + 1) % args.log_every
-            rec = {"step": step + 1, "lr": opt.param_groups[0]["lr"], "segments": int(batch.fragments.shape[0]),
-                   "elapsed_s": round(time.perf_counter() - t_loop, 1), **{k: round(v / n, 5) for k, v in running.items()}}
-            running = {}
-            if args.val_every and (step + 1) % args.val_every == 0 and step + 1 < args.steps:
-                try:   # a log-only check: a failure here must not end the run
-                    scorer = make_scorer(head)
-                    q = evaluate_quality(scorer, spread_subset(val_items, args.val_quick), seed=args.seed)
-                    tc = evaluate_temporal(scorer, spread_subset(val_items, args.val_quick // 4), seed=args.seed)
-                    rec["val_quick"] = {"srcc": round(q["srcc"], 4), "plcc": q["plcc"] and round(q["plcc"], 4),
-                                        "n": q["n"], "temporal": round(tc["consistency_without_reverse"], 4),
-                                        "n_temporal": tc["images"]}
-                except Exception as e:  # noqa: BLE001
-                    rec["val_quick"] = {"error": f"{type(e).__name__}: {e}"}
+    with open(os.path.join(cfg.out, "train_log.jsonl"), "w") as log:
+        for step, batch in loader:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+            out = head(batch.fragments, batch.global_view)
+            parts = compute_losses(out, batch, cfg.margin)
+            opt.zero_grad(set_to_none=True)
+            parts["total"].backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), 5.0)
+            opt.step()
+            for k, v in parts.items():
+                running[k] = running.get(k, 0.0) + float(v.detach())
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                n = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
+                rec = {"step": done, "lr": opt.param_groups[0]["lr"], "segments": int(batch.fragments.shape[0]),
+                       "elapsed_s": round(time.perf_counter() - t_loop, 1),
+                       **{k: round(v / n, 5) for k, v in running.items()}}
+                running = {}
+                if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
+                    rec["val_quick"] = _quick_validation(head, val_items, cfg)
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                if echo:
+                    echo(json.dumps(rec))
+            if done % 200 == 0:
+                save_head(head.eval(), os.path.join(cfg.out, "checkpoint.safetensors"), sampling, name=MODEL_NAME,
+                          version=f"{cfg.version}-step{done}")
                 head.train()
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            print(json.dumps(rec), flush=True)
-        if (step + 1) % 200 == 0:
-            save_head(head.eval(), os.path.join(args.out, "checkpoint.safetensors"), sampling, name=MODEL_NAME,
-                      version=f"{args.version}-step{step + 1}")
-            head.train()
-    log.close()
+
+
+def train(cfg: HeadTrainConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train, export and evaluate (see the module docstring); returns what ``metrics.json`` holds.
+    ``echo`` takes each line of the training log."""
+    command = command_line(cfg, "vqametric train head", PLACEHOLDERS)
+    if cfg.vmaf and cfg.eval_ladder:
+        vmaf.ffmpeg_with_vmaf()         # before training rather than after it: fails at once without one
+    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    head = initial_head(cfg)      # before anything is read or written: a bad --init fails at once
+    os.makedirs(cfg.out, exist_ok=True)
+    train_items, val_items = load_split(cfg)
+    t_loop = time.perf_counter()
+    _fit(head, cfg, train_items, val_items, echo)
     train_seconds = time.perf_counter() - t_loop
 
     head.eval()
-    st_path = os.path.join(args.out, "head.safetensors")
-    onnx_path = os.path.join(args.out, "head.onnx")
-    save_head(head, st_path, sampling, name=MODEL_NAME, version=args.version)
-    export_onnx(head, onnx_path, sampling, name=MODEL_NAME, version=args.version)
-    ckpt = os.path.join(args.out, "checkpoint.safetensors")
+    sampling = head.sampling_config()
+    save_head(head, os.path.join(cfg.out, "head.safetensors"), sampling, name=MODEL_NAME, version=cfg.version)
+    export_onnx(head, os.path.join(cfg.out, "head.onnx"), sampling, name=MODEL_NAME, version=cfg.version)
+    ckpt = os.path.join(cfg.out, "checkpoint.safetensors")
     if os.path.exists(ckpt):
         os.remove(ckpt)
+    return finish(cfg, train_items, val_items, train_seconds, t_start, cpu_start, command)
 
-    return finish(args, train_items, val_items, train_seconds, t_start, cpu_start)
 
-
-def finish(args, train_items, val_items, train_seconds, t_start, cpu_start) -> dict[str, Any]:
-    """Evaluate ``--out``/head.onnx on the validation split and write ``metrics.json``."""
-    from ...backends.head import load_head
-    from .evaluate import evaluate
-
-    st_path = os.path.join(args.out, "head.safetensors")
-    onnx_path = os.path.join(args.out, "head.onnx")
+def finish(cfg: HeadTrainConfig, train_items: list[ImageItem], val_items: list[ImageItem],
+           train_seconds: float | None, t_start: float, cpu_start: float, command: str) -> dict[str, Any]:
+    """Evaluate ``out``/head.onnx on the validation split and write ``metrics.json``."""
+    st_path = os.path.join(cfg.out, "head.safetensors")
+    onnx_path = os.path.join(cfg.out, "head.onnx")
     head, _ = load_head(st_path)
-    record_architecture(args, head.config)     # the evaluated head's, also with --evaluate-only
+    record_architecture(cfg, head.config)     # the evaluated head's, also with --evaluate-only
     t_eval = time.perf_counter()
-    ladders = None if args.ladders == "all" else tuple(x.strip() for x in args.ladders.split(",") if x.strip())
-    metrics = evaluate(onnx_path, val_items, n_quality=args.eval_quality or None, n_ladder=args.eval_ladder,
-                       n_temporal=args.eval_temporal, seed=args.seed, ladders=ladders, vmaf=args.vmaf,
-                       n_ladder_resampled=args.eval_ladder_resampled, scene=args.eval_scene)
+    ladders = None if cfg.ladders == "all" else tuple(x.strip() for x in cfg.ladders.split(",") if x.strip())
+    metrics = evaluate(onnx_path, val_items, n_quality=cfg.eval_quality or None, n_ladder=cfg.eval_ladder,
+                       n_temporal=cfg.eval_temporal, seed=cfg.seed, ladders=ladders, vmaf=cfg.vmaf,
+                       n_ladder_resampled=cfg.eval_ladder_resampled, scene=cfg.eval_scene)
     eval_seconds = time.perf_counter() - t_eval
     result = {
-        "model": MODEL_NAME, "version": args.version, "vqametric": __version__,
+        "model": MODEL_NAME, "version": cfg.version, "vqametric": __version__,
         "evaluated_file": "head.onnx", "split": {"train": len(train_items), "validation": len(val_items),
-                                                  "seed": args.split_seed, "fraction": args.val_fraction},
+                                                  "seed": cfg.split_seed, "fraction": cfg.val_fraction},
         "validation": metrics,
         "files": {"head.onnx": os.path.getsize(onnx_path), "head.safetensors": os.path.getsize(st_path)},
         "parameters": sum(p.numel() for p in head.parameters()),
         "timing": {"train_wall_s": None if train_seconds is None else round(train_seconds, 1),
                    "eval_wall_s": round(eval_seconds, 1),
                    "total_wall_s": round(time.perf_counter() - t_start, 1),
-                   "cpu_s": round(_cpu_seconds() - cpu_start, 1), "threads": args.threads, "workers": args.workers,
+                   "cpu_s": round(_cpu_seconds() - cpu_start, 1), "threads": cfg.threads, "workers": cfg.workers,
                    "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()},
-        "config": {k: v for k, v in vars(args).items() if k not in ("data", "out", "argv")},
+        "config": cfg.recorded(),
         "loss_weights": LOSS_WEIGHTS,
-        "command": "python -m vqametric.train.fast.head_trainer " + " ".join(_public_argv(getattr(args, "argv", []))),
+        "command": command,
         "software": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+    with open(os.path.join(cfg.out, "metrics.json"), "w") as f:
         json.dump(result, f, indent=2)
     return result
 
 
-def _public_argv(argv: list[str]) -> list[str]:
-    """The command line with the data/output folders replaced by placeholders."""
-    out, skip = [], None
-    for a in argv:
-        if skip:
-            out.append(skip)
-            skip = None
-            continue
-        if a in ("--data", "--out"):
-            out.append(a)
-            skip = "DATA" if a == "--data" else "OUT"
-            continue
-        if a.startswith("--data="):
-            a = "--data=DATA"
-        elif a.startswith("--out="):
-            a = "--out=OUT"
-        out.append(a)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    if args.evaluate_only:
-        _import_everything(args)
-        train_items, val_items = load_split(args)
-        result = finish(args, train_items, val_items, None, time.perf_counter(), _cpu_seconds())
+def run(cfg: HeadTrainConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``vqametric train head``: train (or with ``evaluate_only`` only evaluate) and return the
+    headline numbers: SRCC, PLCC, ladder tau, temporal consistency, ONNX size, training time."""
+    if cfg.evaluate_only:
+        command = command_line(cfg, "vqametric train head", PLACEHOLDERS)
+        train_items, val_items = load_split(cfg)
+        result = finish(cfg, train_items, val_items, None, time.perf_counter(), _cpu_seconds(), command)
     else:
-        result = train(args)
+        result = train(cfg, echo)
     v = result["validation"]
-    summary = {"srcc": v["quality"]["srcc"], "plcc": v["quality"]["plcc"],
-               "ladder_tau": v.get("ladders", {}).get("mean_tau"),
-               "temporal_consistency": v.get("temporal", {}).get("consistency_all"),
-               "onnx_bytes": result["files"]["head.onnx"], "train_wall_s": result["timing"]["train_wall_s"]}
-    print(json.dumps(summary, indent=2))
-    return 0
+    return {"output": cfg.out, "srcc": v["quality"]["srcc"], "plcc": v["quality"]["plcc"],
+            "ladder_tau": v.get("ladders", {}).get("mean_tau"),
+            "temporal_consistency": v.get("temporal", {}).get("consistency_all"),
+            "onnx_bytes": result["files"]["head.onnx"], "train_wall_s": result["timing"]["train_wall_s"]}
+
+
+def preflight(cfg: HeadTrainConfig) -> dict[str, Any]:
+    """Nothing to check before training beyond the config: the data is read when training starts."""
+    return {}
+
+
+JOB = Job(load_head_config, preflight, run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vqametric.train.fast.head_trainer ARGS``: the same as ``vqametric train head ARGS``."""
+    return train_cli.main(["head", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...demo import encode
+from ...functional import score
 from . import distortions as D
 from .data import ImageItem, load_image, read_biq2021_train, split_train_val
 from .evaluate import eval_clip, spread_subset
@@ -64,9 +65,7 @@ def pan(image: np.ndarray, n: int, height: int, width: int, step: int = 1, seed:
 
 
 def _score(path_or_clip, model: str):
-    import vqametric
-
-    return vqametric.score(path_or_clip, model=model)
+    return score(path_or_clip, model=model)
 
 
 def eval_images(items: Sequence[ImageItem], model: str) -> dict[str, Any]:

@@ -29,9 +29,11 @@ gives every level at least ``epsilon / K``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Literal, Protocol, Sequence, runtime_checkable
 
 import torch
+
+from ..config import option
 
 LEVELS = (1, 2, 3, 4, 5)
 BETA = 0.5
@@ -175,13 +177,13 @@ class ASOConfig:
     ``"squared"`` or a callable (see :func:`ordinal_rewards`); ``epsilon``: the reference floor;
     ``loss``: ``"kl"`` or ``"ce"``; ``sft_weight``: weight of the rationale NLL added to the ASO
     loss (0: off); ``max_grad_norm``: clipping (None: off)."""
-    beta: float = BETA
+    beta: float = option(BETA, positive=True, help="KL weight of the closed-form target (> 0)")
     reward: str | RewardFn = "abs"
-    epsilon: float = 0.0
-    loss: str = "kl"
+    epsilon: float = option(0.0, lo=0.0, hi=1.0, help="reference floor")
+    loss: Literal["kl", "ce"] = "kl"
     levels: tuple[float, ...] = LEVELS
-    sft_weight: float = 0.0
-    max_grad_norm: float | None = 1.0
+    sft_weight: float = option(0.0, lo=0.0, help="rationale NLL added to the ASO loss")
+    max_grad_norm: float | None = option(1.0, lo=0.0, zero_is_none=True, help="gradient clipping (0: off)")
 
 
 class ASOTrainer:

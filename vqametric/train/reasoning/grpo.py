@@ -23,13 +23,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from vqametric.train.fast.distortions import BLACK, TEMPORAL_PERTURBATIONS, temporal_perturbation_indices
-from vqametric.train.reasoning.rewards import RewardBreakdown
+from ..config import option
+from ..fast.distortions import BLACK, TEMPORAL_PERTURBATIONS, temporal_perturbation_indices
+from .rewards import RewardBreakdown
 
 ADVANTAGE_EPS = 1e-4
 
@@ -233,7 +234,7 @@ class CausalLMPolicy:
     def generate(self, prompts: Sequence[Any], num_generations: int, temperature: float = 1.0) -> Rollouts:
         repeated = [p for p in prompts for _ in range(num_generations)]
         ids, mask = self._left_pad(repeated)
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig  # transformers: optional (the lmm extra)
 
         # plain sampling from the policy: nothing that reshapes the distribution (top-k/top-p,
         # repetition penalty), and none of the checkpoint's own generation defaults
@@ -300,19 +301,19 @@ class GRPOConfig:
     ``temporal`` rolls out a perturbed copy of every prompt (needs ``perturb``) with
     ``perturbed_generations`` completions each (None: G); ``max_grad_norm`` clipping (None: off);
     ``seed`` of the perturbation draws."""
-    num_generations: int = 4
-    temperature: float = 1.0
-    beta: float = 0.04
-    clip_epsilon: float = 0.2
-    clip_epsilon_high: float | None = None
-    num_iterations: int = 1
-    advantage_eps: float = ADVANTAGE_EPS
+    num_generations: int = option(4, lo=2, help="completions per video (G)")
+    temperature: float = option(1.0, positive=True, help="sampling temperature (> 0)")
+    beta: float = option(0.04, lo=0.0, help="KL weight")
+    clip_epsilon: float = option(0.2, lo=0.0, hi=1.0)
+    clip_epsilon_high: float | None = option(None, lo=0.0)
+    num_iterations: int = option(1, lo=1, help="updates per batch of rollouts")
+    advantage_eps: float = option(ADVANTAGE_EPS, lo=0.0)
     scale_rewards: bool = True
-    aggregation: str = "sequence"
-    micro_batch_size: int | None = None
-    temporal: bool = True
-    perturbed_generations: int | None = None
-    max_grad_norm: float | None = 1.0
+    aggregation: Literal["sequence", "token"] = "sequence"
+    micro_batch_size: int | None = option(None, lo=1, zero_is_none=True, help="rollouts per forward pass (0: all)")
+    temporal: bool = option(True, help="roll out a perturbed copy of each clip for the temporal bonus")
+    perturbed_generations: int | None = option(None, lo=1, zero_is_none=True)
+    max_grad_norm: float | None = option(1.0, lo=0.0, zero_is_none=True, help="gradient clipping (0: off)")
     seed: int = 0
 
 

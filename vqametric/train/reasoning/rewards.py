@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
+
+from ..config import option
 
 # ----------------------------------------------------------------------------------------------
 # release defaults
@@ -230,21 +232,21 @@ def temporal_bonus(original: Mapping[str, Any], perturbed: Mapping[str, Any],
 class RewardConfig:
     """Constants of the combined reward (release defaults). ``weights`` multiplies each reward
     in the sum; a reward with weight 0 is still computed and logged."""
-    sigma: float = SIGMA
-    decimal_penalty: float = DECIMAL_PENALTY
-    min_decimals: int = MIN_DECIMALS
+    sigma: float = option(SIGMA, positive=True, help="width of the regression reward (> 0)")
+    decimal_penalty: float = option(DECIMAL_PENALTY, lo=0.0, hi=1.0)
+    min_decimals: int = option(MIN_DECIMALS, lo=0)
     count_trailing_zeros: bool = False
     missing_value: float | None = None
-    fidelity_eps: float = FIDELITY_EPS
-    variance_eps: float = VARIANCE_EPS
+    fidelity_eps: float = option(FIDELITY_EPS, lo=0.0)
+    variance_eps: float = option(VARIANCE_EPS, lo=0.0)
     format_pattern: str = FORMAT_PATTERN
     temporal: bool = True
-    temporal_bonus: float = TEMPORAL_BONUS
-    temporal_thresholds: dict[str, float] = field(
-        default_factory=lambda: {"ranking": RANKING_THRESHOLD, "regression": REGRESSION_THRESHOLD})
-    temporal_scope: str = "batch"
-    weights: dict[str, float] = field(
-        default_factory=lambda: {"ranking": 1.0, "regression": 1.0, "format": 1.0, "temporal": 1.0})
+    temporal_bonus: float = option(TEMPORAL_BONUS, lo=0.0)
+    temporal_thresholds: dict[str, float] = option({"ranking": RANKING_THRESHOLD, "regression": REGRESSION_THRESHOLD},
+                                                   names=("ranking", "regression"))
+    temporal_scope: Literal["batch", "video"] = "batch"
+    weights: dict[str, float] = option({"ranking": 1.0, "regression": 1.0, "format": 1.0, "temporal": 1.0},
+                                       names=("ranking", "regression", "format", "temporal"))
 
 
 @dataclass
