@@ -39,7 +39,11 @@ _NO_CAUSE = ("none", "", None)
 
 
 def severity_word(severity: float) -> str:
-    """``"none"``, ``"mild"``, ``"moderate"`` or ``"strong"`` for a severity in [0, 1] (module docstring)."""
+    """``"none"``, ``"mild"``, ``"moderate"`` or ``"strong"`` for a severity in [0, 1] (module docstring).
+
+    >>> [severity_word(v) for v in (0.1, 0.2, 0.45, 0.9)]
+    ['none', 'mild', 'moderate', 'strong']
+    """
     if severity >= STRONG:
         return "strong"
     if severity >= MODERATE:
@@ -100,7 +104,27 @@ def describe(result: QualityResult) -> str:
     """A short factual explanation of ``result`` in English (one paragraph, no line breaks), e.g.
     ``"Quality 2.4 / 5 (vqametric-fast 1.0.0). Quality drops at 4.0-6.0 s (segment score 1.6 against
     a median of 3.1): most likely blur (strong). Across the clip: compression (mild). Most likely
-    distortion: blur. Frozen: 3.0-4.0 s. Generated from ..."``. Words and thresholds: module docstring."""
+    distortion: blur. Frozen: 3.0-4.0 s. Generated from ..."``. Words and thresholds: module docstring.
+
+    Args:
+        result: a fast model's :class:`~vqametric.result.QualityResult` (a result without
+            timeline or attribution gets its score and a sentence saying so).
+
+    Returns:
+        One paragraph of English, a ``str`` ending with ``LABEL``.
+
+    Example:
+        >>> from vqametric import QualityResult, SegmentScore
+        >>> r = QualityResult(score=3.0, model="vqametric-fast", model_version="1.0.0",
+        ...                   timeline=[SegmentScore(0, 30, 0.0, 1.0, 3.5, "none"),
+        ...                             SegmentScore(30, 60, 1.0, 2.0, 2.5, "blur"),
+        ...                             SegmentScore(60, 90, 2.0, 3.0, 3.5, "none")],
+        ...                   attribution={"blur": 0.7, "noise": 0.05}, dominant_distortion="blur")
+        >>> print(describe(r))
+        Quality 3.0 / 5 (vqametric-fast 1.0.0). Quality drops at 1.0-2.0 s (segment score 2.5
+        against a median of 3.5): most likely blur (strong). Most likely distortion: blur.
+        Generated from the fast model's timeline and attribution, not by a reasoning model.
+    """
     head = f"({result.model} {result.model_version})"
     if not result.parse_ok or math.isnan(result.score):
         return f"No score {head}: the model's answer could not be parsed."

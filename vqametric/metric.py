@@ -2,10 +2,13 @@
 
 >>> import torch
 >>> from vqametric import VQAThinkerMetric
->>> metric = VQAThinkerMetric(model="my_head.onnx")       # doctest: +SKIP
->>> per_video = metric(torch.rand(2, 8, 3, 240, 320))     # doctest: +SKIP
->>> metric.compute()                                      # doctest: +SKIP
-tensor(3.41)
+>>> _ = torch.manual_seed(0)
+>>> metric = VQAThinkerMetric()                        # the default model, vqametric-fast
+>>> per_video = metric(torch.rand(2, 8, 3, 64, 96))    # (B, T, 3, H, W) float in [0, 1]
+>>> per_video.shape, per_video.dtype
+(torch.Size([2]), torch.float32)
+>>> bool(1.0 <= metric.compute() <= 5.0)
+True
 """
 from __future__ import annotations
 
@@ -48,11 +51,57 @@ class VQAThinkerMetric(Metric):
         reasoning: further reasoning-model options (``num_samples``, ``scoring``, ``retries``,
             ``max_new_tokens``, ``batch_size``, ``load_in_8bit``, ``prompt`` ...; see docs/reasoning.md).
 
+        **kwargs: keyword arguments of ``torchmetrics.Metric`` (``sync_on_compute``,
+            ``dist_sync_on_step``, ``compute_on_cpu`` ...).
+
+    Raises:
+        ValueError: ``mode`` is not ``None``, ``"fast"`` or ``"reasoning"``, or does not match the
+            model (e.g. ``mode="fast"`` with a reasoning model).
+        ModelNotFound: ``model`` is neither a registered name nor a weights path.
+        WeightsNotFound: the model's weights are missing (reasoning models: no ``checkpoint``
+            and nothing in the local cache).
+        BackendUnavailable: an optional dependency of the runtime is not installed.
+        InvalidOption: ``device``, ``runtime``, ``dtype`` or a reasoning option is unusable.
+
     ``update(videos)`` accepts one video or a batch: a list of videos, or a ``(B, T, 3, H, W)``
     tensor (uint8, or float in [0, 1]). States: ``score_sum``, ``count`` (summed) and ``scores``
     (concatenated) sync under DDP. A failed ``update`` leaves the state exactly as it was.
     In reasoning mode a video whose answer could not be parsed is counted in ``parse_failures``
     and left out of the mean (its score in ``forward``'s output is NaN).
+    ``higher_is_better`` follows the model card (``True`` for every shipped model);
+    ``lower_better`` is its read-only negation.
+
+    Example:
+        >>> import torch
+        >>> from vqametric import VQAThinkerMetric
+        >>> _ = torch.manual_seed(0)
+        >>> metric = VQAThinkerMetric("vqametric-fast")
+        >>> metric.update([torch.rand(6, 3, 48, 64)])           # a list of (T, 3, H, W) videos
+        >>> int(metric.count), metric.higher_is_better, metric.score_range
+        (1, True, (1.0, 5.0))
+        >>> score = metric.compute()
+        >>> score.shape, score.dtype, bool(1.0 <= score <= 5.0)
+        (torch.Size([]), torch.float32, True)
+        >>> metric.reset()
+        >>> int(metric.count)
+        0
+
+        As a loss for training a generator (``forward`` returns ``mean(5 - score)``, 0 is best).
+        Not run as a doctest: a backward pass through the feature network takes several
+        seconds per video on a CPU.
+
+        >>> loss_fn = VQAThinkerMetric(as_loss=True, device="cuda")            # doctest: +SKIP
+        >>> frames = torch.rand(1, 8, 3, 64, 96, device="cuda", requires_grad=True)  # doctest: +SKIP
+        >>> loss = loss_fn(frames)                                              # doctest: +SKIP
+        >>> loss.shape, bool(0.0 <= loss <= 4.0)                                # doctest: +SKIP
+        (torch.Size([]), True)
+        >>> loss.backward()                                                     # doctest: +SKIP
+        >>> frames.grad.shape                                                   # doctest: +SKIP
+        torch.Size([1, 8, 3, 64, 96])
+
+        A reasoning model needs its checkpoint (several GB) and, in practice, a GPU:
+
+        >>> metric = VQAThinkerMetric(mode="reasoning", checkpoint="path/or/hub-id", device="cuda")  # doctest: +SKIP
     """
 
     is_differentiable = True
@@ -102,6 +151,7 @@ class VQAThinkerMetric(Metric):
 
     @property
     def model_name(self) -> str:
+        """The model card's name, e.g. ``"vqametric-fast"``."""
         return self.card.name
 
     @property
@@ -110,7 +160,32 @@ class VQAThinkerMetric(Metric):
         return not self.higher_is_better
 
     def update(self, videos: Any) -> None:
-        """Score ``videos`` and add them to the state. Nothing changes if any video fails."""
+        """Score ``videos`` and add them to the state. Nothing changes if any video fails.
+
+        Args:
+            videos: one video or a batch: a torch tensor ``(T, 3, H, W)`` (one video) or
+                ``(B, T, 3, H, W)`` (a batch), ``uint8`` or floating point in [0, 1]; a numpy
+                ``(T, H, W, 3)`` ``uint8`` array; a path, ``bytes`` or binary file object; or a
+                list / tuple of any of those.
+
+        Raises:
+            InvalidVideoInput: a video is not one vqametric can score (wrong type, rank, dtype,
+                value range, NaN/Inf, no frames).
+            FrameTooLarge: a video's frames have more than ``max_pixels`` pixels.
+            VideoDecodeError: a file or byte stream could not be decoded.
+
+        Example:
+            >>> import torch
+            >>> from vqametric import VQAThinkerMetric
+            >>> metric = VQAThinkerMetric()
+            >>> metric.update(torch.rand(8, 3, 64, 96))             # one video
+            >>> metric.update(torch.rand(8, 3, 64, 96) * 255)       # not in [0, 1]: refused
+            Traceback (most recent call last):
+            ...
+            vqametric.errors.InvalidVideoInput: ...
+            >>> int(metric.count)                                   # the failed update left no trace
+            1
+        """
         try:
             items = list(iter_videos(videos))
             scores, results = self.scorer.score(items, fps=self.fps, max_pixels=self.max_pixels)
@@ -129,13 +204,54 @@ class VQAThinkerMetric(Metric):
         self._last_scores = scores
 
     def compute(self) -> torch.Tensor:
-        """Mean score over every video seen since the last ``reset``."""
+        """Mean score over every video seen since the last ``reset``.
+
+        Returns:
+            A 0-d ``torch.float32`` tensor in the card's ``score_range`` ([1, 5] for the shipped
+            models). Videos whose reasoning answer could not be parsed are left out.
+
+        Raises:
+            VQAMetricError: no video has been scored since the last ``reset``.
+
+        Example:
+            >>> import torch
+            >>> from vqametric import VQAThinkerMetric
+            >>> metric = VQAThinkerMetric()
+            >>> metric.update(torch.rand(8, 3, 64, 96))
+            >>> value = metric.compute()
+            >>> value.ndim, value.dtype, bool(1.0 <= value <= 5.0)
+            (0, torch.float32, True)
+        """
         if int(self.count) == 0:
             raise VQAMetricError("compute() was called before any successful update(); score some videos first")
         return (self.score_sum / self.count).float()
 
     def forward(self, videos: Any) -> torch.Tensor:
-        """Score a batch: per-video scores ``(B,)`` (or the loss with ``as_loss=True``); also accumulates."""
+        """Score a batch and add it to the state (as :meth:`update`).
+
+        Gradients flow to the input frames when the metric was made with ``as_loss=True`` (or
+        its runtime is ``"torch"`` and the input requires grad).
+
+        Args:
+            videos: as :meth:`update`: one video, a list of videos, or a ``(B, T, 3, H, W)``
+                tensor (``uint8``, or floating point in [0, 1]).
+
+        Returns:
+            The per-video scores, a ``torch.float32`` tensor of shape ``(B,)`` (``(1,)`` for one
+            video) with values in [1, 5] (NaN for an unparsed reasoning answer); with
+            ``as_loss=True`` the 0-d loss ``mean(score_range[1] - scores)`` in [0, 4] instead.
+
+        Raises:
+            The errors of :meth:`update`.
+
+        Example:
+            >>> import torch
+            >>> from vqametric import VQAThinkerMetric
+            >>> metric = VQAThinkerMetric()
+            >>> scores = metric(torch.rand(1, 8, 3, 64, 96))
+            >>> scores.shape, bool(((scores >= 1) & (scores <= 5)).all())
+            (torch.Size([1]), True)
+        """
         self._enable_grad = True
         try:
             self.update(videos)
@@ -147,14 +263,47 @@ class VQAThinkerMetric(Metric):
         return scores
 
     def results(self) -> list[QualityResult]:
-        """Full results (timeline, attribution, timings) of the last ``update``/``forward``."""
+        """Full results (timeline, attribution, timings) of the last ``update``/``forward``.
+
+        Returns:
+            A new ``list`` of :class:`~vqametric.result.QualityResult`, one per video of the last
+            successful call, in input order (empty before the first).
+
+        Example:
+            >>> import torch
+            >>> from vqametric import VQAThinkerMetric
+            >>> metric = VQAThinkerMetric()
+            >>> metric.update(torch.rand(8, 3, 64, 96))
+            >>> [r.model for r in metric.results()]
+            ['vqametric-fast']
+        """
         return list(self.last_results)
 
     def plot(self, val: Any = None, ax: Any = None) -> tuple[Any, Any]:
-        """Plot ``val`` (a ``forward`` or ``compute`` output, or a list of them, as torchmetrics'
-        ``Metric.plot``) or, by default, every per-video score since the last ``reset`` (one point
-        per video), with the card's score range as bounds. ``ax``: a matplotlib ``Axes`` to draw on.
-        Returns ``(figure, axes)``; needs matplotlib (``pip install 'vqametric[plot]'``)."""
+        """Plot metric values as torchmetrics' ``Metric.plot`` does, bounded by the card's score range.
+
+        Args:
+            val: a ``forward`` or ``compute`` output (a tensor), or a list of them; by default
+                every per-video score since the last ``reset`` (one point per video).
+            ax: a matplotlib ``Axes`` to draw on; by default a new figure.
+
+        Returns:
+            ``(figure, axes)``: the matplotlib ``Figure`` and the ``Axes`` drawn on. The figure
+            is not shown.
+
+        Raises:
+            VQAMetricError: ``val`` is None and no video has been scored since the last ``reset``.
+            BackendUnavailable: matplotlib is not installed (``pip install 'vqametric[plot]'``).
+
+        Example:
+            >>> import torch
+            >>> from vqametric import VQAThinkerMetric
+            >>> metric = VQAThinkerMetric()
+            >>> metric.update(torch.rand(8, 3, 64, 96))
+            >>> fig, ax = metric.plot()
+            >>> ax.get_xlabel()
+            'video'
+        """
         from .plotting import plot_metric
 
         return plot_metric(self, val, ax)
@@ -168,7 +317,39 @@ REASONING_OPTIONS = ("max_new_tokens", "num_samples", "temperature", "top_p", "t
 def create_metric(name: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
                   as_loss: bool = False, **kwargs: Any) -> VQAThinkerMetric:
     """pyiqa-style factory: ``create_metric("vqametric-fast", device="cuda")`` or
-    ``create_metric("vqathinker-8b", checkpoint=PATH_OR_HUB_ID, device="cuda", num_samples=4)``."""
+    ``create_metric("vqathinker-8b", checkpoint=PATH_OR_HUB_ID, device="cuda", num_samples=4)``.
+
+    Args:
+        name: a registered model name (see :func:`~vqametric.registry.list_models`) or a path to
+            a ``.onnx`` / ``.safetensors`` head; default ``"vqametric-fast"``.
+        device: where the model runs (``"cpu"``, the default, ``"cuda"``, ``"cuda:N"``).
+        as_loss: ``forward`` returns the differentiable loss ``mean(score_max - score)``.
+        **kwargs: the other arguments of :class:`VQAThinkerMetric` (``runtime``, ``sampling``,
+            ``fps``, ``mode``, ``checkpoint``, ``dtype`` ...); the reasoning options in
+            ``REASONING_OPTIONS`` (``num_samples``, ``max_new_tokens`` ...) may be given directly
+            and are passed on in ``reasoning=``.
+
+    Returns:
+        A new :class:`VQAThinkerMetric`.
+
+    Raises:
+        The errors of :class:`VQAThinkerMetric` (e.g. :class:`~vqametric.errors.ModelNotFound`).
+
+    Example:
+        >>> import torch, vqametric
+        >>> metric = vqametric.create_metric("vqametric-fast")
+        >>> metric.model_name, metric.lower_better
+        ('vqametric-fast', False)
+        >>> vqametric.create_metric("vqametric-fats")
+        Traceback (most recent call last):
+        ...
+        vqametric.errors.ModelNotFound: no model named 'vqametric-fats'; did you mean vqametric-fast...
+
+        A reasoning model needs its checkpoint (several GB), so this is not run here:
+
+        >>> reasoner = vqametric.create_metric("vqathinker-8b", checkpoint="hub-id",
+        ...                                    num_samples=4)  # doctest: +SKIP
+    """
     reasoning = dict(kwargs.pop("reasoning", None) or {})
     reasoning.update({k: kwargs.pop(k) for k in list(kwargs) if k in REASONING_OPTIONS})
     if reasoning:

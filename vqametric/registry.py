@@ -136,7 +136,29 @@ def _scan_user_models() -> None:
 
 
 def list_models(backend: str | None = None, installed_only: bool = False) -> list[str]:
-    """Names of registered models, optionally of one backend or only those whose weights are present."""
+    """Names of registered models, optionally of one backend or only those whose weights are present.
+
+    Heads saved in the user models folder (see ``user_models_dir``) are registered on each call.
+
+    Args:
+        backend: only models of this backend: ``"fast-head"`` (the fast models) or ``"lmm"`` (the
+            reasoning models); None (default) for all.
+        installed_only: only models whose weights are on this machine (for any runtime).
+
+    Returns:
+        The model names, a sorted ``list`` of ``str``; each works as ``model=`` of
+        :func:`vqametric.score` and :func:`get_card`.
+
+    Raises:
+        Nothing: an unknown ``backend`` gives an empty list.
+
+    Example:
+        >>> import vqametric
+        >>> "vqametric-fast" in vqametric.list_models(installed_only=True)
+        True
+        >>> "vqathinker-8b" in vqametric.list_models(backend="lmm")
+        True
+    """
     _scan_user_models()
     cards = [c for c in _CARDS.values() if backend is None or c.backend == backend]
     if installed_only:
@@ -160,7 +182,29 @@ def card_from_weights(path: str | os.PathLike) -> ModelCard:
 
 
 def get_card(model: str | os.PathLike | ModelCard, **overrides: Any) -> ModelCard:
-    """Look up a card by name (or read one from a weights path); ``overrides`` replace fields."""
+    """Look up a card by name (or read one from a weights path); ``overrides`` replace fields.
+
+    Args:
+        model: a registered name (see :func:`list_models`), a path to a head weights file
+            (``.onnx`` / ``.safetensors``; the card is read from its metadata), or a
+            :class:`ModelCard` (returned as is, with ``overrides`` applied).
+        **overrides: :class:`ModelCard` fields to replace, e.g. ``sampling=SamplingConfig(...)``.
+
+    Returns:
+        The :class:`ModelCard` (a frozen copy when ``overrides`` are given; the registry is not
+        changed).
+
+    Raises:
+        ModelNotFound: no model is registered under ``model`` and it is not a weights path (the
+            message suggests close names).
+        WeightsNotFound: ``model`` is a weights path whose file is missing or unreadable.
+
+    Example:
+        >>> from vqametric import get_card
+        >>> card = get_card("vqametric-fast")
+        >>> card.backend, tuple(card.score_range), card.lower_better
+        ('fast-head', (1.0, 5.0), False)
+    """
     if isinstance(model, (str, os.PathLike)) and str(model) not in _CARDS:
         _scan_user_models()
     if isinstance(model, ModelCard):

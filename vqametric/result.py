@@ -37,6 +37,22 @@ class QualityResult:
     parsed, and then ``score`` is NaN (``None`` in :meth:`to_dict`). ``timings``: seconds per stage.
     ``warnings``: what went wrong without stopping the scoring (e.g. a truncated file scored on the
     frames it holds); each is also issued as a :class:`RuntimeWarning`.
+
+    Raises:
+        ValueError: ``score`` is not finite (NaN is allowed only with ``parse_ok=False``).
+
+    Example:
+        >>> from vqametric import QualityResult, SegmentScore
+        >>> r = QualityResult(score=3.2, model="vqametric-fast", model_version="1.0.0",
+        ...                   timeline=[SegmentScore(0, 30, 0.0, 1.0, 3.5),
+        ...                             SegmentScore(30, 60, 1.0, 2.0, 2.9, "blur")],
+        ...                   attribution={"blur": 0.45, "noise": 0.1}, dominant_distortion="blur")
+        >>> float(r), r.worst_segment().start_time
+        (3.2, 1.0)
+        >>> print(r)
+        vqametric-fast 1.0.0: 3.20 / 5
+          worst segment  1.0-2.0 s, score 2.90 (blur)
+          dominant       blur (severity 0.45, moderate)
     """
 
     score: float
@@ -64,7 +80,21 @@ class QualityResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data that strict JSON accepts: an unparsed answer's missing score is ``None``, and so
         is any other value that is not a finite number, with the reason under ``null_reasons``
-        (field path -> what the value was, e.g. ``{"clip.duration": "inf"}``)."""
+        (field path -> what the value was, e.g. ``{"clip.duration": "inf"}``).
+
+        Returns:
+            A ``dict`` of ``str`` to JSON types (``dict``, ``list``, ``str``, ``float``, ``int``,
+            ``bool``, ``None``): every field, ``timeline`` as a list of dicts, plus
+            ``null_reasons`` when a value was replaced by ``None``.
+
+        Example:
+            >>> from vqametric import QualityResult
+            >>> d = QualityResult(score=3.2, model="m", clip={"duration": float("inf")}).to_dict()
+            >>> d["score"], d["clip"], d["null_reasons"]
+            (3.2, {'duration': None}, {'clip.duration': 'inf'})
+            >>> QualityResult(score=float("nan"), model="m", parse_ok=False).to_dict()["score"] is None
+            True
+        """
         d = asdict(self)
         if math.isnan(self.score):
             d["score"] = None
@@ -75,19 +105,55 @@ class QualityResult:
         return d
 
     def to_json(self, **kwargs: Any) -> str:
-        """:meth:`to_dict` as strict JSON (never ``NaN`` or ``Infinity``)."""
+        """:meth:`to_dict` as strict JSON (never ``NaN`` or ``Infinity``).
+
+        Args:
+            **kwargs: keyword arguments of :func:`json.dumps` (``indent``, ``sort_keys`` ...).
+
+        Returns:
+            The JSON text, a ``str``.
+
+        Example:
+            >>> import json
+            >>> from vqametric import QualityResult
+            >>> text = QualityResult(score=3.2, model="m").to_json()
+            >>> json.loads(text)["score"]
+            3.2
+        """
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     def __float__(self) -> float:
         return float(self.score)
 
     def worst_segment(self) -> SegmentScore | None:
-        """The lowest-scoring segment of the timeline (the first of equals); None without a timeline."""
+        """The lowest-scoring segment of the timeline (the first of equals).
+
+        Returns:
+            A :class:`SegmentScore` (its ``score`` on the 1-5 scale), or None without a timeline.
+
+        Example:
+            >>> from vqametric import QualityResult, SegmentScore
+            >>> r = QualityResult(score=3.0, model="m", timeline=[SegmentScore(0, 30, 0.0, 1.0, 3.5),
+            ...                                                   SegmentScore(30, 60, 1.0, 2.0, 2.5)])
+            >>> r.worst_segment().score, QualityResult(score=3.0, model="m").worst_segment()
+            (2.5, None)
+        """
         return min(self.timeline, key=lambda s: s.score) if self.timeline else None
 
     def summary(self) -> tuple[str, list[tuple[str, str]]]:
         """``(headline, rows)`` behind ``str(result)`` and the notebook table: the headline gives the
-        model and the score (or the parse failure), each row is ``(what, text)``."""
+        model and the score (or the parse failure), each row is ``(what, text)``.
+
+        Returns:
+            ``(headline, rows)``: a ``str`` and a ``list`` of ``(str, str)`` pairs (worst segment,
+            dominant distortion, frozen ranges, dimensions, reasoning, warnings; each only when
+            the result has it).
+
+        Example:
+            >>> from vqametric import QualityResult
+            >>> QualityResult(score=3.2, model="m", model_version="1", dimensions={"sharpness": 3.5}).summary()
+            ('m 1: 3.20 / 5', [('dimensions', 'sharpness 3.5')])
+        """
         from .explanation import frozen_ranges, severity_word, time_range
 
         name = f"{self.model} {self.model_version}"
@@ -139,7 +205,27 @@ class QualityResult:
 
         ``ax``: None (a new figure with both panels), one matplotlib ``Axes`` (timeline only) or two
         (timeline, attribution). Returns ``(figure, axes)``, ``axes`` a tuple of the axes drawn on.
-        Needs matplotlib (``pip install 'vqametric[plot]'``); the figure is not shown."""
+        Needs matplotlib (``pip install 'vqametric[plot]'``); the figure is not shown.
+
+        Args:
+            ax: None, one matplotlib ``Axes``, or a pair of them (see above).
+
+        Returns:
+            ``(figure, axes)``: the matplotlib ``Figure`` and a ``tuple`` of the ``Axes`` drawn on
+            (two without ``ax``).
+
+        Raises:
+            BackendUnavailable: matplotlib is not installed.
+
+        Example:
+            >>> from vqametric import QualityResult, SegmentScore
+            >>> r = QualityResult(score=3.0, model="m", timeline=[SegmentScore(0, 30, 0.0, 1.0, 3.5),
+            ...                                                   SegmentScore(30, 60, 1.0, 2.0, 2.5)],
+            ...                   attribution={"blur": 0.5}, dominant_distortion="blur")
+            >>> fig, axes = r.plot()
+            >>> len(axes), [float(y) for y in axes[0].get_ylim()]
+            (2, [1.0, 5.0])
+        """
         from .plotting import plot_result
 
         return plot_result(self, ax)
