@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 MODULES = ["vqametric.functional", "vqametric.metric", "vqametric.result", "vqametric.explanation",
-           "vqametric.registry"]
+           "vqametric.registry", "vqametric.tabular"]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

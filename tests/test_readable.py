@@ -168,6 +168,13 @@ def test_plots_without_matplotlib(monkeypatch, metric):
 # describe
 
 
+def test_drop_threshold_is_poolings():
+    from vqametric import explanation
+    from vqametric.backends.pooling import DEFECT_DROP
+
+    assert explanation.DROP == DEFECT_DROP     # explanation.py keeps its own copy so it does not load torch
+
+
 def test_describe_a_black_second():
     assert describe(black_second()) == (
         "Quality 3.3 / 5 (vqametric-fast 1.0.0). Quality drops at 4.0-5.0 s (segment score 1.2 against a median "

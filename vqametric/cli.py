@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import tempfile
+import textwrap
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import VQAMetricError
+from .corpus import add_corpus_options
+from .errors import BackendUnavailable, VQAMetricError, WeightsNotFound
+from .explanation import describe
 from .registry import DEFAULT_MODEL, get_card, list_models
+from .regression.cli import register_regression
+from .report import register_report
+from .tabular import format_table
+from .train.cli import register as register_train
 
-
-def _fmt_table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+# Imports inside the command functions below are deliberate laziness: `vqametric --version`, `--help`
+# and `models` must start without loading torch, av or numpy, which scoring needs.
 
 
 def _write(text: str, output: str | None) -> None:
@@ -33,14 +40,14 @@ def _write(text: str, output: str | None) -> None:
 def _score(args: argparse.Namespace) -> int:
     """``vqametric score``: files, folders, manifests or stdin; streamed results, --jobs, --resume
     (see :mod:`vqametric.corpus`)."""
-    from .corpus import run_score
-    from .functional import get_scorer
+    from .corpus import run_score  # lazy: the scoring engine
+    from .functional import get_scorer  # lazy: torch
 
     return run_score(args, get_scorer)
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .io import open_clip
+    from .io import open_clip  # lazy: av (decoding)
 
     failed, infos = 0, []
     for path in args.paths:
@@ -69,27 +76,24 @@ def _models(args: argparse.Namespace) -> int:
             return ",".join(c["runtimes"])
         return "checkpoint=DIR|HUB_ID" if c["backend"] == "lmm" else "(weights not installed)"
     rows = [[c["name"], c["backend"], c["version"], weights(c), c["description"]] for c in cards]
-    print(_fmt_table(rows, ["name", "backend", "version", "runtimes", "description"]) if rows
+    print(format_table(rows, ["name", "backend", "version", "runtimes", "description"]) if rows
           else "no models registered")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
-
-    from .demo import make_demo_clips
-    from .functional import get_scorer
+    from .demo import make_demo_clips  # lazy: av, numpy
+    from .functional import get_scorer  # lazy: torch
 
     folder = args.folder or os.path.join(tempfile.gettempdir(), "vqametric-demo")
     print(f"writing a sample clip and degraded copies to {folder} ...", file=sys.stderr)
     clips = make_demo_clips(folder)
     try:
         if args.untrained_head:
-            import torch
+            import torch  # lazy: torch
 
-            from .backends import FastHead, build_scorer
-            from .backends.onnx_runtime import export_onnx
+            from .backends import FastHead, build_scorer  # lazy: torch
+            from .backends.onnx_runtime import export_onnx  # optional: onnx
             torch.manual_seed(0)
             head = FastHead().eval()
             path = export_onnx(head, os.path.join(folder, "untrained-head.onnx"), head.sampling_config(num_segments=4),
@@ -110,16 +114,12 @@ def _demo(args: argparse.Namespace) -> int:
         rows.append([name, f"{r.score:.3f}", r.dominant_distortion or "",
                      ", ".join(f"{k} {v:.2f}" for k, v in top), f"{r.timings['total']:.2f}"])
     print(f"model: {scorer.card.name} {scorer.card.version} ({scorer.runtime})")
-    print(_fmt_table(rows, ["clip", "score (1-5)", "dominant distortion", "top severities", "seconds"]))
+    print(format_table(rows, ["clip", "score (1-5)", "dominant distortion", "top severities", "seconds"]))
     return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
-    import re
-    import textwrap
-
-    from .backends import build_scorer
-    from .errors import BackendUnavailable, WeightsNotFound
+    from .backends import build_scorer  # lazy: torch
 
     def cli_syntax(message: str) -> str:
         """Library messages name keyword arguments; say the options of this command instead."""
@@ -156,7 +156,7 @@ def _explain(args: argparse.Namespace) -> int:
             return 2
         if not fast:
             if args.frames:
-                from .sampling.plan import SamplingConfig
+                from .sampling.plan import SamplingConfig  # lazy: numpy
                 card = get_card(card, sampling=SamplingConfig.from_dict({**card.sampling.to_dict(),
                                                                          "num_segments": args.frames}))
             try:
@@ -165,7 +165,7 @@ def _explain(args: argparse.Namespace) -> int:
             except (WeightsNotFound, BackendUnavailable) as e:
                 if args.checkpoint is not None or card.weights.get("checkpoint"):  # a named checkpoint: its error
                     raise
-                from .backends.lmm.weights import resolve_checkpoint
+                from .backends.lmm.weights import resolve_checkpoint  # lazy: torch, safetensors
                 try:  # only the Hub cache is looked at
                     resolve_checkpoint(None, card.weights.get("hub"), card.name)
                     found = True
@@ -194,8 +194,6 @@ def _explain(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, never stops the batch
             failed += 1
             records.append({"ok": False, "source": path, "error": type(e).__name__, "message": cli_syntax(str(e))})
-    if fast:
-        from .explanation import describe
     if args.format == "json":
         out = [{**r["result"].to_dict(), **({"explanation": describe(r["result"])} if fast else {})} if r["ok"]
                else {k: r[k] for k in ("source", "error", "message")} for r in records]
@@ -237,9 +235,9 @@ def _render_explanation(record: dict[str, Any]) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: eval's progress bar only
 
-    from .eval import evaluate
+    from .eval import evaluate  # lazy: numpy, scipy and torch when scoring
 
     bar = tqdm(desc="evaluating", unit="video", file=sys.stderr, disable=True if args.quiet else None)
 
@@ -283,7 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a clip scores below X (1-5); the clips are named on stderr")
     s.add_argument("--report", default=None, metavar="FILE.html",
                    help="also write a self-contained HTML report of the results (see `vqametric report`)")
-    from .corpus import add_corpus_options
     add_corpus_options(s)
     s.set_defaults(func=_score)
 
@@ -342,11 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=["table", "json"], default="table")
     m.set_defaults(func=_models)
 
-    from .train.cli import register as register_train
     register_train(sub)
-    from .regression.cli import register_regression
     register_regression(sub)
-    from .report import register_report
     register_report(sub)
     return p
 

@@ -22,6 +22,7 @@ from .backends import build_scorer
 from .backends.head import FastHead
 from .errors import VQAMetricError
 from .io.clip import iter_videos
+from .plotting import plot_metric
 from .registry import DEFAULT_MODEL, ModelCard, get_card
 from .result import QualityResult
 from .sampling.plan import SamplingConfig
@@ -304,8 +305,6 @@ class VQAThinkerMetric(Metric):
             >>> ax.get_xlabel()
             'video'
         """
-        from .plotting import plot_metric
-
         return plot_metric(self, val, ax)
 
 

@@ -6,6 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .explanation import frozen_ranges, severity_word, time_range
+from .plotting import plot_result, result_html
+
 
 @dataclass
 class SegmentScore:
@@ -154,8 +157,6 @@ class QualityResult:
             >>> QualityResult(score=3.2, model="m", model_version="1", dimensions={"sharpness": 3.5}).summary()
             ('m 1: 3.20 / 5', [('dimensions', 'sharpness 3.5')])
         """
-        from .explanation import frozen_ranges, severity_word, time_range
-
         name = f"{self.model} {self.model_version}"
         source = f"  {self.source}" if self.source else ""
         if not self.parse_ok or math.isnan(self.score):
@@ -194,8 +195,6 @@ class QualityResult:
     def _repr_html_(self) -> str:
         """Notebook view: the rows of ``str(result)`` as a table and the timeline as inline SVG
         (all text escaped)."""
-        from .plotting import result_html
-
         return result_html(self)
 
     def plot(self, ax: Any = None) -> tuple[Any, tuple[Any, ...]]:
@@ -226,8 +225,6 @@ class QualityResult:
             >>> len(axes), [float(y) for y in axes[0].get_ylim()]
             (2, [1.0, 5.0])
         """
-        from .plotting import plot_result
-
         return plot_result(self, ax)
 
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ..sampling.plan import IMAGENET_MEAN, IMAGENET_STD
 from .efficientnet_lite import FEATURES as BACKBONE_FEATURES
 from .efficientnet_lite import EfficientNetLite
-from .head import (COLOUR_STATS, DISTORTIONS, NSS_FEATURES, TEMPORAL_STATS, FastHead, HeadConfig)
+from .compact_head import COLOUR_STATS, DISTORTIONS, NSS_FEATURES, TEMPORAL_STATS, FastHead, HeadConfig
 
 DISTORTIONS_V6 = DISTORTIONS + ("black", "freeze")
 ATTRIBUTION_CLASSES_V6 = ("none",) + DISTORTIONS_V6

@@ -6,10 +6,14 @@ import argparse
 import sys
 from typing import Any
 
+from ..cli_rawyuv import extend
 from ..errors import VQAMetricError
+from ..registry import DEFAULT_MODEL
+from ..tabular import format_table
 from .baseline import load_records, make_baseline, model_identity, score_clips, write_json
 from .compare import (DEFAULT_MAX_DROP, DEFAULT_MAX_SEGMENT_DROP, EXIT_ERROR, Report, Tolerances, check_model,
                       compare_records)
+from .rd import load_rd_manifest, measure, plot_rd, rd_report, render_rd
 from .report import describe_model, render_text, to_json, to_junit
 
 
@@ -51,7 +55,6 @@ def register_regression(sub: Any) -> None:
     _model_options(r, "default: vqametric-fast")
     r.set_defaults(func=_rd)
 
-    from ..cli_rawyuv import extend
     extend(sub)  # raw YUV options of `vqametric score`
 
 
@@ -77,9 +80,7 @@ def _error(message: str) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from ..functional import get_scorer
-    from ..registry import DEFAULT_MODEL
-    from ..cli import _fmt_table
+    from ..functional import get_scorer  # lazy: torch
 
     try:
         scorer = get_scorer(args.model or DEFAULT_MODEL, args.device, args.runtime)
@@ -89,7 +90,7 @@ def _create(args: argparse.Namespace) -> int:
         return _error(str(e))
     write_json(doc, args.output)
     rows = [[r["path"], f"{r['score']:.4f}", str(len(r["timeline"])), r["file_sha256"][:12]] for r in records]
-    print(_fmt_table(rows, ["clip", "score", "segments", "sha256"]))
+    print(format_table(rows, ["clip", "score", "segments", "sha256"]))
     print(f"wrote {args.output}: {len(records)} clip(s), {describe_model(model_identity(scorer))}")
     return 0
 
@@ -112,7 +113,7 @@ def _finish(report: Report, title: str, args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..functional import get_scorer
+    from ..functional import get_scorer  # lazy: torch
 
     try:
         tol = _tolerances(args)
@@ -141,9 +142,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _rd(args: argparse.Namespace) -> int:
-    from ..functional import get_scorer
-    from ..registry import DEFAULT_MODEL
-    from .rd import load_rd_manifest, measure, plot_rd, rd_report, render_rd
+    from ..functional import get_scorer  # lazy: torch
 
     try:
         rows = load_rd_manifest(args.manifest)

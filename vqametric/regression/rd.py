@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BackendUnavailable, InvalidVideoInput
+from ..fullref import file_metrics
+from ..tabular import csv_rows, format_table, jsonl_rows, manifest_format
 from .baseline import file_sha256
 
 BD_METHODS = ("akima", "pchip", "cubic")
@@ -47,10 +49,8 @@ def load_rd_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows ``{"path", "sequence", "curve", "bitrate_kbps" (float or None), "reference" (path or
     None)}``; relative paths are resolved against the manifest's folder. :class:`InvalidVideoInput`
     names the bad line."""
-    from ..train.manifest import _format_of, _rows_csv, _rows_jsonl
-
     p = Path(path)
-    rows = _rows_csv(p) if _format_of(p, None) == "csv" else _rows_jsonl(p)
+    rows = csv_rows(p) if manifest_format(p, None) == "csv" else jsonl_rows(p)
     out = []
     for line, row in rows:
         missing = [k for k in ("path", "sequence", "curve") if not row.get(k)]
@@ -76,7 +76,6 @@ def measure(rows: Sequence[dict[str, Any]], scorer: Any, full_reference: bool = 
     """Score every row's file; the rate is the row's or the file's size over its duration. With
     ``full_reference``, also VMAF, PSNR and SSIM against each row's ``reference``."""
     if full_reference:
-        from ..fullref import file_metrics
         lacking = [r["path"] for r in rows if not r["reference"]]
         if lacking:
             raise InvalidVideoInput(f"{len(lacking)} row(s) have no reference (first: {lacking[0]}); add a "
@@ -92,7 +91,7 @@ def measure(rows: Sequence[dict[str, Any]], scorer: Any, full_reference: bool = 
             rate = os.path.getsize(row["path"]) * 8 / 1000 / duration
         metrics = {}
         if full_reference:
-            from ..io import open_clip
+            from ..io import open_clip  # lazy: av (decoding)
             with open_clip(row["reference"]) as ref:
                 size = (ref.info.width, ref.info.height)
             metrics = file_metrics(row["path"], row["reference"], size)
@@ -129,7 +128,7 @@ def bd_deltas(points: Sequence[RDPoint], anchor: str | None = None, method: str 
     nearly flat points a saturating quality score gives (measured: Akima +25.7%, PCHIP -25.8% on
     the same two curves, where the test curve was better everywhere)."""
     try:
-        import bjontegaard as bd
+        import bjontegaard as bd  # optional: bjontegaard (extra rd)
     except ImportError as e:
         raise BackendUnavailable("BD-rate needs the bjontegaard package: pip install 'vqametric[rd]'") from e
     if method not in BD_METHODS:
@@ -181,16 +180,14 @@ def rd_report(points: Sequence[RDPoint], anchor: str | None = None, method: str 
 
 
 def render_rd(report: dict[str, Any]) -> str:
-    from ..cli import _fmt_table
-
     fmt = lambda x, f, unit="": "n/a" if x is None else format(x, f) + unit  # noqa: E731
     mono = [[m["sequence"], m["curve"], m["metric"], str(m["points"]), f"{m['violations']} of {m['steps']}"]
             for m in report["monotonicity"]]
     bd = [[d["sequence"], d["curve"], d["anchor"], d["metric"], fmt(d["bd_rate"], "+.2f", "%"),
            fmt(d["bd_quality"], "+.4f"), d["note"] or ""] for d in report["bd"]]
-    parts = [_fmt_table(mono, ["sequence", "curve", "metric", "points", "falls as rate rises"])]
+    parts = [format_table(mono, ["sequence", "curve", "metric", "points", "falls as rate rises"])]
     if bd:
-        parts.append(_fmt_table(bd, ["sequence", "curve", "anchor", "metric", f"BD-rate ({report['method']})",
+        parts.append(format_table(bd, ["sequence", "curve", "anchor", "metric", f"BD-rate ({report['method']})",
                                      "BD-quality", "note"]))
     return "\n\n".join(parts) + "\n"
 
@@ -198,7 +195,7 @@ def render_rd(report: dict[str, Any]) -> str:
 def plot_rd(points: Sequence[RDPoint], path: str | os.PathLike) -> None:
     """One panel per sequence: score against bitrate (log axis), one line per curve."""
     try:
-        import matplotlib
+        import matplotlib  # optional: matplotlib (extra rd)
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:

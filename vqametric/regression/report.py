@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from typing import Any
 
+from ..tabular import format_table
 from .compare import Report
 
 REPORT_KIND = "vqametric-regression-report"
@@ -19,8 +20,6 @@ def _signed(x: float | None) -> str:
 
 def render_text(report: Report, title: str) -> str:
     """Lines for a terminal: tolerances, one row per clip, the unmatched clips, the aggregate."""
-    from ..cli import _fmt_table
-
     t = report.tolerances
     unit = " of the golden score" if t.relative else ""
     fmt = (lambda x: f"{100 * x:g}%") if t.relative else (lambda x: f"{x:g}")  # noqa: E731
@@ -34,7 +33,7 @@ def render_text(report: Report, title: str) -> str:
         rows.append([c.path, c.status.upper(), score(c.old_score), score(c.new_score), _signed(c.score_delta),
                      seg, file])
     if rows:
-        lines.append(_fmt_table(rows, ["clip", "status", "golden", "now", "delta", "worst segment", "file"]))
+        lines.append(format_table(rows, ["clip", "status", "golden", "now", "delta", "worst segment", "file"]))
     for c in report.clips:
         lines.extend(f"  {c.path}: {r}" for r in c.reasons)
     for path in report.not_in_baseline:

@@ -8,9 +8,13 @@ from collections import Counter
 from html import escape
 from typing import Any, Callable, Sequence
 
+from .. import __version__
+from ..explanation import describe
+from ..plotting import timeline_svg
 from .assets import CSS, JS
 from .load import Entry, resolve_source
 from .svg import attribution_svg, histogram_svg, rd_svg
+from .thumbs import segment_frame
 
 ThumbFn = Callable[[str, Sequence[int]], Sequence[str]]
 
@@ -40,8 +44,6 @@ def _sampling(entries: Sequence[Entry]) -> str:
 
 
 def metadata(entries: Sequence[Entry], inputs: Sequence[str] = ()) -> str:
-    from .. import __version__
-
     ok = [e for e in entries if e.result is not None]
     rows = [("model", _counts([f"{e.result.model}" for e in ok])),
             ("model version", _counts([e.result.model_version for e in ok])),
@@ -112,8 +114,6 @@ def _figure(uri: str | None, caption: str, missing: str) -> str:
 
 
 def thumbs_html(e: Entry, thumbnail: ThumbFn | None) -> str:
-    from .thumbs import segment_frame
-
     r = e.result
     tl = r.timeline
     if not tl:
@@ -137,9 +137,6 @@ def thumbs_html(e: Entry, thumbnail: ThumbFn | None) -> str:
 
 
 def clip_detail(i: int, e: Entry, thumbnail: ThumbFn | None) -> str:
-    from ..explanation import describe
-    from ..plotting import timeline_svg
-
     r = e.result
     title = f'<h3>{escape(e.source or "(no source)")}</h3>'
     if r is None:

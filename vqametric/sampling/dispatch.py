@@ -26,7 +26,7 @@ def kernels_enabled(frames: Frames, device: torch.device) -> bool:
     if isinstance(frames, RGBFrames) and frames.data.requires_grad:
         return False
     try:
-        from .. import kernels
+        from .. import kernels  # optional: the Triton kernels (extra `kernels`), loaded only for CUDA frames
     except ImportError:
         return False
     return bool(getattr(kernels, "is_available", lambda: False)())
@@ -36,7 +36,7 @@ def _dispatch(kernel: str, reference, frames: Frames, *args, device=None, **kwar
     """Run ``vqametric.kernels.<kernel>`` when :func:`kernels_enabled`, else ``reference``."""
     device = torch.device(device) if device is not None else frames.device
     if kernels_enabled(frames, device):
-        from .. import kernels
+        from .. import kernels  # optional: the Triton kernels, known to import here (kernels_enabled)
         return getattr(kernels, kernel)(frames, *args, device=device, **kwargs)
     return reference(frames, *args, device=device, **kwargs)
 

@@ -29,29 +29,19 @@ All derive from :class:`ManifestError` (a :class:`vqametric.errors.VQAMetricErro
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vqametric.errors import VQAMetricError
+from ..tabular import (CSV_SUFFIXES, JSONL_SUFFIXES, ManifestError, ManifestFormatError, csv_rows,  # noqa: F401
+                       jsonl_rows, manifest_format, normalise_key, where)
 
 DIMENSIONS = ("motion_quality", "motion_amplitude", "aesthetic_quality", "content_quality", "clarity_quality")
 DIMENSION_TITLES = dict(zip(DIMENSIONS, ("Motion Quality", "Motion Amplitude", "Aesthetic Quality",
                                           "Content Quality", "Clarity Quality")))
 SCORE_RANGE = (1.0, 5.0)
-CSV_SUFFIXES = (".csv",)
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-class ManifestError(VQAMetricError):
-    """Base class of manifest problems."""
-
-
-class ManifestFormatError(ManifestError, ValueError):
-    """The manifest cannot be read as CSV / JSON Lines, or lacks a required column."""
 
 
 class ManifestValueError(ManifestError, ValueError):
@@ -79,73 +69,21 @@ class ManifestRecord:
         return [self.dimensions.get(d, math.nan) for d in dimensions]
 
 
-def _normalise_key(key: str) -> str:
-    """Column names are case-insensitive; spaces and dashes read as underscores
-    ("Motion Quality" -> "motion_quality")."""
-    return "_".join(key.strip().lower().replace("-", " ").split())
-
-
-def _where(source: str, line: int, column: str | None = None) -> str:
-    return f"{source}, line {line}" + (f", column {column!r}" if column else "")
-
-
 def _number(value: Any, source: str, line: int, column: str, rng: tuple[float, float], from_text: bool) -> float:
     if isinstance(value, bool) or not (isinstance(value, (int, float)) or (from_text and isinstance(value, str))):
-        raise ManifestValueError(f"{_where(source, line, column)}: expected a number, got {value!r}")
+        raise ManifestValueError(f"{where(source, line, column)}: expected a number, got {value!r}")
     try:
         x = float(value)
     except ValueError:
-        raise ManifestValueError(f"{_where(source, line, column)}: expected a number, got {value!r}") from None
+        raise ManifestValueError(f"{where(source, line, column)}: expected a number, got {value!r}") from None
     if not math.isfinite(x):
-        raise ManifestValueError(f"{_where(source, line, column)}: {value!r} is not a finite number")
+        raise ManifestValueError(f"{where(source, line, column)}: {value!r} is not a finite number")
     lo, hi = rng
     if not lo <= x <= hi:
         raise ManifestValueError(
-            f"{_where(source, line, column)}: {x:g} is outside [{lo:g}, {hi:g}]; rescale the scores to the "
+            f"{where(source, line, column)}: {x:g} is outside [{lo:g}, {hi:g}]; rescale the scores to the "
             f"{lo:g}-{hi:g} scale first (for 0-100 MOS: 1 + 4 * mos / 100)")
     return x
-
-
-def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
-            raise ManifestFormatError(f"{path}: empty CSV; the first line must be a header with 'path' and 'mos'")
-        names = [_normalise_key(n or "") for n in reader.fieldnames]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ManifestFormatError(f"{path}: duplicate column(s) {dup} in the header")
-        try:
-            for row in reader:
-                line = reader.line_num
-                if None in row:
-                    raise ManifestFormatError(f"{_where(str(path), line)}: more cells than header columns")
-                vals = {_normalise_key(k): v for k, v in row.items()}
-                if all((v is None or str(v).strip() == "") for v in vals.values()):
-                    continue
-                yield line, {k: (None if v is None or v.strip() == "" else v.strip()) for k, v in vals.items()}
-        except csv.Error as e:
-            raise ManifestFormatError(f"{_where(str(path), reader.line_num)}: malformed CSV ({e})") from None
-
-
-def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8-sig") as f:
-        for line, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ManifestFormatError(f"{_where(str(path), line)}: invalid JSON ({e.msg} at column {e.colno})") \
-                    from None
-            if not isinstance(obj, dict):
-                raise ManifestFormatError(f"{_where(str(path), line)}: each line must be a JSON object, "
-                                          f"got {type(obj).__name__}")
-            keys = [_normalise_key(k) for k in obj]
-            dup = sorted({k for k in keys if keys.count(k) > 1})
-            if dup:
-                raise ManifestFormatError(f"{_where(str(path), line)}: the same column given twice {dup}")
-            yield line, {_normalise_key(k): v for k, v in obj.items()}
 
 
 def parse_rows(rows: Iterator[tuple[int, dict[str, Any]]], source: str, base_dir: Path | None,
@@ -158,15 +96,15 @@ def parse_rows(rows: Iterator[tuple[int, dict[str, Any]]], source: str, base_dir
     for line, row in rows:
         for col in ("path", "mos"):
             if row.get(col) is None:
-                raise ManifestValueError(f"{_where(source, line, col)}: missing value (required)")
+                raise ManifestValueError(f"{where(source, line, col)}: missing value (required)")
         p = row["path"]
         if not isinstance(p, str) or not p.strip():
-            raise ManifestValueError(f"{_where(source, line, 'path')}: expected a non-empty string, got {p!r}")
+            raise ManifestValueError(f"{where(source, line, 'path')}: expected a non-empty string, got {p!r}")
         p = os.path.expanduser(p.strip())
         if base_dir is not None and not os.path.isabs(p):
             p = str(base_dir / p)
         if p in seen and not allow_duplicates:
-            raise ManifestValueError(f"{_where(source, line, 'path')}: {row['path']!r} already listed on line "
+            raise ManifestValueError(f"{where(source, line, 'path')}: {row['path']!r} already listed on line "
                                      f"{seen[p]}; merge the ratings or pass allow_duplicates=True")
         seen.setdefault(p, line)
         mos = _number(row["mos"], source, line, "mos", score_range, from_text)
@@ -175,35 +113,21 @@ def parse_rows(rows: Iterator[tuple[int, dict[str, Any]]], source: str, base_dir
             v = row.get(d)
             if v is None:
                 if require_dimensions:
-                    raise ManifestValueError(f"{_where(source, line, d)}: missing rating (required)")
+                    raise ManifestValueError(f"{where(source, line, d)}: missing rating (required)")
                 continue
             dims[d] = _number(v, source, line, d, score_range, from_text)
         rationale = row.get("rationale")
         if rationale is not None and not isinstance(rationale, str):
-            raise ManifestValueError(f"{_where(source, line, 'rationale')}: expected text, got "
+            raise ManifestValueError(f"{where(source, line, 'rationale')}: expected text, got "
                                      f"{type(rationale).__name__}")
         if rationale is not None and not rationale.strip():
             rationale = None
         if rationale is None and require_rationale:
-            raise ManifestValueError(f"{_where(source, line, 'rationale')}: missing rationale text (required)")
+            raise ManifestValueError(f"{where(source, line, 'rationale')}: missing rationale text (required)")
         known = {"path", "mos", "rationale", *DIMENSIONS}
         extra = {k: v for k, v in row.items() if k not in known}
         records.append(ManifestRecord(p, mos, dims, rationale, extra, line))
     return records
-
-
-def _format_of(path: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        if fmt not in ("csv", "jsonl"):
-            raise ManifestFormatError(f"format must be 'csv' or 'jsonl', got {fmt!r}")
-        return fmt
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        return "csv"
-    if suffix in JSONL_SUFFIXES:
-        return "jsonl"
-    raise ManifestFormatError(f"{path}: unknown manifest extension {suffix!r}; use .csv or .jsonl "
-                              "(or pass format='csv' / 'jsonl')")
 
 
 def load_manifest(path: str | os.PathLike, base_dir: str | os.PathLike | None = None, check_files: bool = True,
@@ -220,12 +144,12 @@ def load_manifest(path: str | os.PathLike, base_dir: str | os.PathLike | None = 
     path = Path(path)
     if not path.is_file():
         raise ManifestFileNotFound(f"manifest {str(path)!r} does not exist or is not a file")
-    fmt = _format_of(path, format)
+    fmt = manifest_format(path, format)
     base = Path(base_dir) if base_dir is not None else path.resolve().parent
     try:
         if fmt == "csv":
             _check_csv_header(path)
-        rows = _rows_csv(path) if fmt == "csv" else _rows_jsonl(path)
+        rows = csv_rows(path) if fmt == "csv" else jsonl_rows(path)
         records = parse_rows(rows, str(path), base, from_text=(fmt == "csv"), score_range=score_range,
                              require_dimensions=require_dimensions, require_rationale=require_rationale,
                              allow_duplicates=allow_duplicates)
@@ -236,7 +160,7 @@ def load_manifest(path: str | os.PathLike, base_dir: str | os.PathLike | None = 
     if check_files:
         for r in records:
             if not os.path.isfile(r.path):
-                raise ManifestFileNotFound(f"{_where(str(path), r.line, 'path')}: video {r.path!r} does not exist "
+                raise ManifestFileNotFound(f"{where(str(path), r.line, 'path')}: video {r.path!r} does not exist "
                                            "(paths are relative to the manifest's folder unless base_dir is given)")
     return records
 
@@ -246,7 +170,7 @@ def _check_csv_header(path: Path) -> None:
         header = next(csv.reader(f), [])
     if not header:
         raise ManifestFormatError(f"{path}: empty CSV; the first line must be a header with 'path' and 'mos'")
-    names = {_normalise_key(h) for h in header}
+    names = {normalise_key(h) for h in header}
     missing = [c for c in ("path", "mos") if c not in names]
     if missing:
         raise ManifestFormatError(f"{path}: the header lacks column(s) {missing}; found {sorted(names)}")
