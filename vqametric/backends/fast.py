@@ -19,7 +19,8 @@ from ..result import QualityResult, SegmentScore
 from ..sampling import preprocess
 from .head import HeadConfig, head_vocabulary, load_head
 from .planned import read_planned
-from .pooling import pool
+from .gradient_graph import for_gradients
+from .pooling import pool_outputs, pooled_class_indices
 
 HEAD_CHUNK = 16  # segments per head call: one default-sampled clip of up to 16 s
 
@@ -62,12 +63,12 @@ class FastScorer:
             self.model, _ = load_head(card.weights_path("torch"), self.device)
             for p in self.model.parameters():
                 p.requires_grad_(False)
+            if requires_grad:  # gradients into pixels: batch norms folded, channels-last (gradient_graph)
+                self.model = for_gradients(self.model)
         self._pid = os.getpid()
         self.head_config = self._head_config()
         _, self.distortions, self.attribution_classes = head_vocabulary(self.head_config.arch)
-        # the classes pooling treats apart (None where the head has no such class)
-        self._pool_classes = {c: self.attribution_classes.index(c) if c in self.attribution_classes else None
-                              for c in ("freeze", "black", "stutter")}
+        self._pool_classes = pooled_class_indices(self.attribution_classes)
         self._check_sampling()
 
     def _head_config(self) -> HeadConfig:
@@ -162,10 +163,7 @@ class FastScorer:
         out = self.forward([views], self.card.sampling.frames_per_segment)
         _sync(self.device)
         infer = time.perf_counter() - t0
-        cls = self._pool_classes
-        pooled = pool(out["score"], out["attribution"], out["severity"], out.get("motion"),
-                      out.get("spatial_score"), cls["freeze"], cls["black"], out.get("motion_steps"),
-                      cls["stutter"])
+        pooled = pool_outputs(out, self._pool_classes)
         if not bool(torch.isfinite(pooled.score.detach())):
             raise InvalidVideoInput(f"the model produced a non-finite score for {ctx['info'].source}; "
                                     "the input frames are probably corrupt")

@@ -134,3 +134,19 @@ def pool(scores: torch.Tensor, attribution_logits: torch.Tensor, severity: torch
     if dominant == 0 and s.numel() > 1 and float(s.median() - s[worst]) >= DEFECT_DROP:
         dominant = 1 + int(probs[worst, 1:].argmax())
     return PooledClip(clip, scores, w, frozen, attribution, sev, dominant, probs.argmax(-1))
+
+
+POOLED_CLASSES = ("freeze", "black", "stutter")  # the attribution classes pooling treats apart
+
+
+def pooled_class_indices(attribution_classes: tuple[str, ...]) -> dict[str, int | None]:
+    """Index of each of :data:`POOLED_CLASSES` among a head's attribution classes (None where the
+    head has no such class)."""
+    return {c: attribution_classes.index(c) if c in attribution_classes else None for c in POOLED_CLASSES}
+
+
+def pool_outputs(out: dict[str, torch.Tensor], classes: dict[str, int | None]) -> PooledClip:
+    """:func:`pool` one clip's head outputs (``out``: the head's dict for the clip's ``N`` segments;
+    ``classes``: :func:`pooled_class_indices` of the head)."""
+    return pool(out["score"], out["attribution"], out["severity"], out.get("motion"), out.get("spatial_score"),
+                classes["freeze"], classes["black"], out.get("motion_steps"), classes["stutter"])

@@ -137,6 +137,24 @@ def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
+def rgb_views(rgb: torch.Tensor, plan: SamplingPlan) -> dict[str, torch.Tensor]:
+    """Float RGB frames ``(N, 3, H, W)`` in [0, 1] -> the plan's normalised views, float32, as
+    :func:`preprocess_reference` builds them (``{"fragments": (N, 3, G*P, G*P), "global_view":
+    (N, 3, S, S)}``, the enabled ones), all frames at once and differentiable; ``H x W`` must be the
+    plan's ``source_size``. Rewards use it on frames that already are tensors."""
+    out = {}
+    if plan.fragments is not None:
+        rows, cols = fragment_indices(plan.fragments, rgb.device)
+        src = rgb
+        if plan.fragments.resize_to is not None:
+            src = F.interpolate(rgb, size=plan.fragments.resize_to, mode="bilinear", align_corners=False)
+        out["fragments"] = normalise(src[:, :, rows, cols], plan.mean, plan.std)
+    if plan.global_size > 0:
+        glob = resize(rgb, (plan.global_size, plan.global_size), plan.interpolation)
+        out["global_view"] = normalise(glob, plan.mean, plan.std)
+    return out
+
+
 def preprocess_reference(frames: Frames, plan: SamplingPlan, dtype: torch.dtype = torch.float32,
                          device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Frames (as decoded for ``plan.frame_indices``) -> normalised views.
