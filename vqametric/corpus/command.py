@@ -51,7 +51,12 @@ def add_corpus_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     g.add_argument("--manifest", action="append", default=[], metavar="FILE",
                    help="CSV with a path column, JSON Lines with a path key, or one path a line (repeatable)")
     g.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                   help="worker processes (default 1: score in this process)")
+                   help="worker processes, or Ray actors with --engine ray (default 1: score in this process)")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process or --jobs worker processes (default); ray: a pool of --jobs "
+                        'Ray Data actors (pip install "vqametric[ray]")')
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: the Ray cluster (default: $RAY_ADDRESS, else a local Ray for the run)")
     g.add_argument("--resume", action="store_true",
                    help="skip clips already in --output (same path, size and modification time)")
     g.add_argument("--retry-failed", action="store_true", help="with --resume: score failed clips again")
@@ -121,7 +126,7 @@ class _Signals:
             self.run.stop()
             return
         self.run.abandon()
-        if self.run.jobs == 1:
+        if self.run.in_process:
             raise _Abandoned()
 
     def __exit__(self, *exc: Any) -> None:
@@ -147,12 +152,16 @@ def run_score(args: argparse.Namespace, scorer_factory: Callable | None = None,
     fmt = getattr(args, "format", "table") or "table"
     jobs = getattr(args, "jobs", None)
     jobs = 1 if jobs is None else int(jobs)
+    engine = getattr(args, "engine", None) or "local"
+    ray_address = getattr(args, "ray_address", None)
     above, below = getattr(args, "keep_above", None), getattr(args, "keep_below", None)
     filtering = above is not None or below is not None
     keep_list = getattr(args, "keep_list", None)
     stream_fmt = format_for(output, fmt) if output else None
     if jobs < 1:
         return _usage(args, f"--jobs must be at least 1, got {jobs}")
+    if ray_address and engine != "ray":
+        return _usage(args, "--ray-address needs --engine ray")
     if getattr(args, "resume", False) and stream_fmt is None:
         return _usage(args, "--resume needs --output FILE.jsonl, .csv or .json (the file to resume)")
     if keep_list and not filtering:
@@ -164,19 +173,22 @@ def run_score(args: argparse.Namespace, scorer_factory: Callable | None = None,
                               getattr(args, "manifest", None) or [], stdin=stdin)
     except InputError as e:
         return _usage(args, str(e))
+    run = None
     try:
-        if jobs > 1:
+        if jobs > 1 or engine != "local":
             from ..registry import get_card
             get_card(getattr(args, "model", None) or "vqametric-fast")  # fail early, before any worker starts
         run = CorpusRun(paths, model=args.model, sampling=sampling or None, jobs=jobs, output=output if stream_fmt
                         else None, resume=getattr(args, "resume", False), format=stream_fmt,
                         device=getattr(args, "device", None), runtime=getattr(args, "runtime", None),
                         fps=getattr(args, "fps", None), max_pixels=getattr(args, "max_pixels", None),
-                        scorer_factory=scorer_factory, retry_failed=getattr(args, "retry_failed", False))
-        if run.todo and jobs == 1:
-            run.scorer = scorer_factory(run.model, run.device, run.runtime)
+                        scorer_factory=scorer_factory, retry_failed=getattr(args, "retry_failed", False),
+                        engine=engine, ray_address=ray_address)
+        run.prepare()  # load the model or connect to Ray now, before the signal handlers are set
         run.open()  # create (or, resuming, rewrite) the output file now: an unwritable path fails here
     except OSError as e:
+        if run is not None:
+            run.close()  # ends the Ray the run may have started
         print(f"error: cannot write {e.filename or output}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C while the model loads: nothing was scored, the output is untouched
@@ -211,8 +223,14 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
     if output is None and keep_out is not sys.stdout:
         if fmt in ("csv", "jsonl"):
             stdout_rows = RowWriter(None, fmt, stream=sys.stdout)  # streamed to stdout
+    # rows are kept in memory only for what needs them all at the end: a table or JSON array, the report
+    table_out = output is None and keep_out is not sys.stdout and fmt in ("table", "json")
+    table_file = bool(output and stream_fmt is None)
+    report = getattr(args, "report", None)
+    threshold = getattr(args, "fail_below", None)
     collected: list[dict[str, Any]] = []
-    final_rows: list[dict[str, Any]] = list(run.skipped)
+    final_rows: list[dict[str, Any]] = list(run.skipped) if report else []
+    low = [r for r in run.skipped if _is_low(r, threshold)]
     bar = tqdm(total=len(run.todo), desc="scoring", unit="clip", file=sys.stderr,
                disable=True if quiet or len(run.todo) < 2 else None)
 
@@ -228,8 +246,12 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
         try:
             for row in run:
                 summary.add(row)
-                final_rows.append(row)
-                collected.append(row)
+                if report:
+                    final_rows.append(row)
+                if table_out or table_file:
+                    collected.append(row)
+                if _is_low(row, threshold):
+                    low.append(row)
                 if stdout_rows is not None:
                     stdout_rows.write(row)
                 keep(row)
@@ -250,16 +272,16 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
             if keep_list and keep_out is not None:
                 keep_out.close()
         received = sig.received
-    order = {p: i for i, p in enumerate(run.paths)}
-    collected.sort(key=lambda r: order.get(r["path"], len(order)))  # input order, whatever the workers did
-    if output is None and keep_out is not sys.stdout and fmt in ("table", "json"):
+    if collected:
+        order = {p: i for i, p in enumerate(run.paths)}
+        collected.sort(key=lambda r: order.get(r["path"], len(order)))  # input order, whatever the workers did
+    if table_out:
         sys.stdout.write(render_table(collected) if fmt == "table" else json.dumps(collected, indent=2) + "\n")
-    elif output and stream_fmt is None:
+    elif table_file:
         with open(output, "w", encoding="utf-8", newline="") as f:
             f.write(render_table(collected))
     if received is not None:
         summary.interrupted = received.name
-    report = getattr(args, "report", None)
     if report:
         from ..report import write_report
         print(f"report: {write_report(final_rows, report)}", file=sys.stderr)
@@ -267,7 +289,7 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
         print(f"error: {failure}", file=sys.stderr)
     if summary.scored + summary.skipped > 1 or summary.failed or summary.warnings or received is not None or failure:
         print(summary.render(), file=sys.stderr)  # one clip that scored cleanly needs no summary
-    low = _below(final_rows, getattr(args, "fail_below", None))
+    _name_low(low, threshold)
     if received is not None:
         return EXIT_CODES[received]
     if failure or low or summary.failed or any(r.get("status") != "ok" for r in run.skipped):
@@ -275,13 +297,14 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
     return 0
 
 
-def _below(rows: list[dict[str, Any]], threshold: float | None) -> list[dict[str, Any]]:
-    """Rows scoring below ``threshold``, each named on stderr (as ``--fail-below`` reports them)."""
-    if threshold is None:
-        return []
-    low = [r for r in rows if r.get("status") == "ok" and r["score"] < threshold]
+def _is_low(row: dict[str, Any], threshold: float | None) -> bool:
+    """Whether ``row`` scored below ``--fail-below``'s ``threshold``."""
+    return threshold is not None and row.get("status") == "ok" and row["score"] < threshold
+
+
+def _name_low(low: list[dict[str, Any]], threshold: float | None) -> None:
+    """Name the rows scoring below ``threshold`` on stderr (as ``--fail-below`` reports them)."""
     for r in low:
         print(f"below {threshold:g}: {r['path']}: {r['score']:.4f}", file=sys.stderr)
     if low:
         print(f"{len(low)} clip(s) scored below {threshold:g}", file=sys.stderr)
-    return low

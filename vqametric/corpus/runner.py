@@ -8,7 +8,9 @@ the clip was scored, e.g. a truncated file), ``dominant_distortion``, ``model``,
 
 Workers (``jobs > 1``) are ``spawn`` processes (never ``fork``: PyTorch's thread pool does not
 survive it), one scorer each, with ``max(1, cores // jobs)`` PyTorch (and ONNX Runtime) threads.
-They ignore SIGINT (the parent decides when to stop) and exit when the parent dies.
+They ignore SIGINT (the parent decides when to stop) and exit when the parent dies. The Ray Data
+engine (:mod:`~vqametric.corpus.ray_engine`) builds its actors' scorers and rows with the same
+:func:`build_worker_scorer` and :func:`score_in_worker`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import BackendUnavailable
 
 
 def file_stamp(path: str) -> tuple[int | None, int | None]:
@@ -91,18 +95,27 @@ def _init_worker(factory: Callable, model: Any, device: str | None, runtime: str
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    _worker.update(build_worker_scorer(factory, model, device, runtime, threads))
+
+
+def build_worker_scorer(factory: Callable, model: Any, device: str | None, runtime: str | None,
+                        threads: int) -> dict[str, Any]:
+    """A worker's state: ``{"scorer": ...}``, or ``{"error": (class name, message)}`` when the scorer
+    cannot be built (reported with every clip the worker is given, see :func:`score_in_worker`).
+    Sets this process's PyTorch, decoder and ONNX Runtime threads to ``threads``: N workers share the
+    cores, so each gets its share, not all of them."""
     import torch
 
     from ..io.decode import set_decoder_threads
 
     torch.set_num_threads(threads)
-    set_decoder_threads(threads)  # N workers share the cores: each decoder gets its share, not all of them
+    set_decoder_threads(threads)
     try:
         scorer = factory(model, device, runtime)
         limit_runtime_threads(scorer, threads)
-        _worker["scorer"] = scorer
+        return {"scorer": scorer}
     except Exception as e:  # noqa: BLE001 - reported with every clip this worker is given
-        _worker["error"] = (type(e).__name__, str(e))
+        return {"error": (type(e).__name__, str(e))}
 
 
 def limit_runtime_threads(scorer: Any, threads: int) -> None:
@@ -113,14 +126,20 @@ def limit_runtime_threads(scorer: Any, threads: int) -> None:
         scorer.model = OnnxHead(model.path, getattr(scorer, "device", "cpu"), threads=threads)
 
 
-def _work(path: str, fps: float | None, max_pixels: int | None) -> dict[str, Any]:
-    if "error" in _worker:
-        name, message = _worker["error"]
+def score_in_worker(state: dict[str, Any], path: str, fps: float | None = None,
+                    max_pixels: int | None = None) -> dict[str, Any]:
+    """The row of ``path`` scored with a worker's ``state`` (from :func:`build_worker_scorer`)."""
+    if "error" in state:
+        name, message = state["error"]
         size, mtime = file_stamp(path)
         return {"path": path, "status": "failed", "score": None, "error": name,
                 "message": f"the worker could not build its scorer: {message}", "warnings": [], "size": size,
                 "mtime_ns": mtime, "source": path}
-    return score_one(_worker["scorer"], path, fps, max_pixels)
+    return score_one(state["scorer"], path, fps, max_pixels)
+
+
+def _work(path: str, fps: float | None, max_pixels: int | None) -> dict[str, Any]:
+    return score_in_worker(_worker, path, fps, max_pixels)
 
 
 def score_in_process(scorer: Any, paths: Iterable[str], fps: float | None = None, max_pixels: int | None = None,
@@ -208,3 +227,8 @@ def _start_workers(pool: ProcessPoolExecutor, jobs: int) -> None:
 
 class WorkersFailed(RuntimeError):
     """The worker pool broke (a worker died while starting, or the pool could not be used again)."""
+
+
+class EngineUnavailable(BackendUnavailable):
+    """``engine="ray"`` cannot run: Ray Data is not installed (``pip install "vqametric[ray]"``) or no
+    Ray cluster answered at the address given."""

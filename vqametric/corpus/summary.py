@@ -1,6 +1,8 @@
 """The closing summary of a corpus run: counts, failures by reason, score percentiles, slowest clips."""
 from __future__ import annotations
 
+import heapq
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -8,11 +10,13 @@ from typing import Any
 import numpy as np
 
 PERCENTILES = (5, 25, 50, 75, 95)
+SLOWEST = 5
 
 
 @dataclass
 class Summary:
-    """Accumulates rows as they finish; :meth:`to_dict` and :meth:`render` report them."""
+    """Accumulates rows as they finish; :meth:`to_dict` and :meth:`render` report them. Memory per
+    clip: its score (8 bytes); the slowest clips are kept as a heap of :data:`SLOWEST`."""
 
     scored: int = 0
     failed: int = 0
@@ -21,8 +25,8 @@ class Summary:
     warnings: int = 0
     interrupted: str | None = None
     failures: Counter = field(default_factory=Counter)
-    scores: list[float] = field(default_factory=list)
-    times: list[tuple[float, str]] = field(default_factory=list)
+    scores: array = field(default_factory=lambda: array("d"))
+    times: list[tuple[float, str]] = field(default_factory=list)  # a min-heap of the slowest
 
     def add(self, row: dict[str, Any]) -> None:
         if row.get("status") == "ok":
@@ -35,7 +39,11 @@ class Summary:
             self.with_warnings += 1
             self.warnings += len(row["warnings"])
         if row.get("seconds") is not None:
-            self.times.append((float(row["seconds"]), row["path"]))
+            item = (float(row["seconds"]), row["path"])
+            if len(self.times) < SLOWEST:
+                heapq.heappush(self.times, item)
+            elif item > self.times[0]:
+                heapq.heapreplace(self.times, item)
 
     def to_dict(self) -> dict[str, Any]:
         s = sorted(self.scores)
@@ -45,7 +53,7 @@ class Summary:
             "failures": dict(self.failures.most_common()),
             "percentiles": ({f"p{q}": round(float(v), 4) for q, v in zip(PERCENTILES, np.percentile(s, PERCENTILES))}
                             if s else {}),
-            "slowest": [{"path": p, "seconds": t} for t, p in sorted(self.times, key=lambda x: -x[0])[:5]],
+            "slowest": [{"path": p, "seconds": t} for t, p in sorted(self.times, key=lambda x: -x[0])],
             "interrupted": self.interrupted,
         }
 
