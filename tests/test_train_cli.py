@@ -1,10 +1,13 @@
-"""``vqametric train head|grpo|aso --config FILE``: config validation and overrides, and short runs on a tiny VLM."""
+"""``vqametric train head|fusion|grpo|aso --config FILE``: config validation and overrides, and short runs on a
+tiny VLM."""
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -215,6 +218,75 @@ def test_head_mode_help_and_config(workdir, capsys):
     assert "missing required key 'data'" in capsys.readouterr().err
     assert C.main(["head", "--data", "d", "--out", "o", "--check", "--set", "stpes=3"]) == 2
     assert "unknown key 'stpes' (did you mean 'steps'?)" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# the default model's recipe
+FUSION_DEFAULTS = {"base": "vqametric-fast-0.5", "workers": 2, "epochs": 20, "lr": 1e-3, "seed": 0, "limit": 0,
+                   "val_limit": 0, "reuse_features": False, "version": "1.0.0", "eval_ladder": 24,
+                   "eval_temporal": 100}     # the module entry point's defaults before it took a config
+
+
+def test_fusion_help_loads_no_torch():
+    code = ("import sys\nfrom vqametric.train import cli\ntry:\n    cli.main(['fusion', '--help'])\n"
+            "except SystemExit as e:\n    assert e.code == 0\nassert 'torch' not in sys.modules, 'torch imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "--eval-ladder" in done.stdout and "--reuse-features" in done.stdout
+    assert "docs/training-fusion.md" in done.stdout
+
+
+def test_fusion_mode_config_options_and_overrides(tmp_path, capsys):
+    from vqametric.train.fast.fusion_config import FusionTrainConfig, load_fusion_config
+
+    cfg = load_fusion_config(None, [("--data", "data", "d"), ("--out", "out", "o")])
+    assert cfg.recorded() == FUSION_DEFAULTS and list(cfg.recorded()) == list(FUSION_DEFAULTS)
+    assert cfg == FusionTrainConfig(data=os.path.abspath("d"), out=os.path.abspath("o"))
+    path = write(tmp_path, "fusion.toml", 'data = "biq"\nout = "runs/fusion"\nepochs = 5\nreuse_features = true\n')
+    assert C.main(["fusion", "--config", path, "--check", "--lr", "2e-3", "--eval-ladder", "0",
+                   "--set", "seed=3", "--set", "epochs=7"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["data"] == os.path.join(str(tmp_path), "biq")             # relative to the config's folder
+    assert shown["out"] == os.path.join(str(tmp_path), "runs", "fusion")
+    assert (shown["epochs"], shown["lr"], shown["eval_ladder"], shown["seed"], shown["reuse_features"]) == \
+        (7, 2e-3, 0, 3, True)                             # --set after the options, the options after the file
+    assert "command" not in shown                            # not a key
+    with pytest.raises(SystemExit):
+        C.main(["fusion", "--data", "d", "--out", "o", "--epochs", "many"])    # argparse checks the type
+    assert "--epochs: expected an integer, got 'many'" in capsys.readouterr().err
+
+
+def test_fusion_mode_typed_errors(tmp_path, capsys):
+    from vqametric.train.fast.fusion_config import load_fusion_config
+
+    with pytest.raises(TrainConfigError, match=r"unknown key 'epoch' \(did you mean 'epochs'\?\)"):
+        load_fusion_config(None, [("--set", "data", "d"), ("--set", "out", "o"), ("--set", "epoch", "3")])
+    bad = write(tmp_path, "bad-fusion.toml", 'data = "d"\nout = "o"\nvall_limit = 3\n')
+    with pytest.raises(TrainConfigError, match="bad-fusion.toml: unknown key 'vall_limit'"):
+        load_fusion_config(bad)
+    assert C.main(["fusion", "--data", "d", "--out", "o", "--check", "--set", "workres=4"]) == 2
+    assert "unknown key 'workres' (did you mean 'workers'?)" in capsys.readouterr().err
+    assert C.main(["fusion", "--out", "o", "--check"]) == 2
+    assert "missing required key 'data'" in capsys.readouterr().err
+    assert C.main(["fusion", "--data", "d", "--out", "o", "--check", "--set", "workers=0"]) == 2
+    assert "workers: 0 is below the minimum 1" in capsys.readouterr().err
+
+
+def test_fusion_module_entry_point_is_an_alias(capsys):
+    from vqametric.train.fast import fusion_trainer as F
+    from vqametric.train.options import command_line
+
+    argv = ["--data", "d", "--out", "o", "--epochs", "5", "--reuse-features"]
+    cfg = F.parse_args(argv)
+    assert cfg == F.load_fusion_config(None, C.overrides(C.build_parser().parse_args(["fusion", *argv])))
+    assert cfg.epochs == 5 and cfg.reuse_features and cfg.command is None
+    assert command_line(cfg, "vqametric train fusion", F.PLACEHOLDERS) == \
+        "vqametric train fusion --data DATA --out OUT --epochs 5 --reuse-features"
+    assert F.main([*argv, "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 5
+    assert F.main(["--out", "o"]) == 2                       # a config error: nothing is trained
+    assert "missing required key 'data'" in capsys.readouterr().err
+    assert C.MODES["fusion"][0] == F.__name__ and C._job("fusion") is F.JOB
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from typing import Any, Callable
 
 import pytest
 
+from .errors import InvalidBaseline
+from .regression import (check_model, clip_record, compare_clip, file_sha256, load_records, make_baseline,
+                         model_identity, write_json)
 from .regression.compare import DEFAULT_MAX_DROP, DEFAULT_MAX_SEGMENT_DROP, Tolerances
 from .registry import DEFAULT_MODEL
 
@@ -42,8 +45,7 @@ def assert_quality(video: Any, min_score: float | None = None, baseline: str | o
     ``relative=True``). ``update=True`` writes the record into ``baseline`` instead (created if
     missing). Returns the :class:`~vqametric.QualityResult`; raises ``AssertionError`` on a failure.
     """
-    from .functional import get_scorer
-    from .regression import clip_record, file_sha256, model_identity
+    from .functional import get_scorer  # heavy: torch (the plugin loads with every pytest run)
 
     if baseline is not None and name is None and not isinstance(video, (str, os.PathLike)):
         raise ValueError("an in-memory video needs name= to be found in a baseline file")
@@ -65,8 +67,6 @@ def assert_quality(video: Any, min_score: float | None = None, baseline: str | o
 
 
 def _golden_records(path: str) -> list[dict[str, Any]]:
-    from .regression import load_records
-
     return load_records(path) if os.path.exists(path) else []
 
 
@@ -79,8 +79,6 @@ def _find(records: list[dict[str, Any]], key: str, only: bool) -> int | None:
 
 
 def _write_record(path: str, record: dict[str, Any], only: bool) -> None:
-    from .regression import make_baseline, write_json
-
     records = _golden_records(path)
     i = _find(records, record["path"], only)
     if i is None:
@@ -92,9 +90,6 @@ def _write_record(path: str, record: dict[str, Any], only: bool) -> None:
 
 
 def _compare(path: str, record: dict[str, Any], tol: Tolerances, only: bool) -> None:
-    from .errors import InvalidBaseline
-    from .regression import check_model, compare_clip
-
     hint = f"run `pytest {UPDATE_OPTION}` to write it"
     records = _golden_records(path)
     i = _find(records, record["path"], only)

@@ -29,7 +29,7 @@ def _ray_engine() -> Any:
 
 
 def _default_factory(model: Any, device: str | None, runtime: str | None) -> Any:
-    from ..functional import get_scorer
+    from ..functional import get_scorer  # heavy: torch
     return get_scorer(model, device, runtime)
 
 

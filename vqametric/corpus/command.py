@@ -14,8 +14,10 @@ import signal
 import sys
 from typing import Any, Callable, TextIO
 
-from ..errors import VQAMetricError
-from .writer import format_for
+from ..errors import SamplingError, VQAMetricError
+from ..registry import get_card
+from ..report import write_report
+from .writer import RowWriter, format_for
 
 # .api, .inputs, .runner and .summary are imported when the command runs: adding the options to
 # the parser (every `vqametric` invocation, --version included) stays light.
@@ -142,11 +144,11 @@ def run_score(args: argparse.Namespace, scorer_factory: Callable | None = None,
               stdin: TextIO | None = None) -> int:
     """The whole ``vqametric score`` command. ``scorer_factory(model, device, runtime)`` builds a
     scorer (default :func:`vqametric.functional.get_scorer`; picklable for ``--jobs`` above 1)."""
-    from .api import CorpusRun
-    from .inputs import InputError, collect_paths
+    from .api import CorpusRun  # lazy: keeps building the parser light (see above)
+    from .inputs import InputError, collect_paths  # lazy: as .api
 
     if scorer_factory is None:
-        from ..functional import get_scorer as scorer_factory
+        from ..functional import get_scorer as scorer_factory  # heavy: torch
     quiet = bool(getattr(args, "quiet", False))
     output = getattr(args, "output", None)
     fmt = getattr(args, "format", "table") or "table"
@@ -176,7 +178,6 @@ def run_score(args: argparse.Namespace, scorer_factory: Callable | None = None,
     run = None
     try:
         if jobs > 1 or engine != "local":
-            from ..registry import get_card
             get_card(getattr(args, "model", None) or "vqametric-fast")  # fail early, before any worker starts
         run = CorpusRun(paths, model=args.model, sampling=sampling or None, jobs=jobs, output=output if stream_fmt
                         else None, resume=getattr(args, "resume", False), format=stream_fmt,
@@ -195,7 +196,6 @@ def run_score(args: argparse.Namespace, scorer_factory: Callable | None = None,
         print("interrupted by SIGINT before scoring started", file=sys.stderr)
         return EXIT_CODES[signal.SIGINT]
     except (ValueError, VQAMetricError) as e:
-        from ..errors import SamplingError
         if isinstance(e, SamplingError) or (isinstance(e, ValueError) and not isinstance(e, VQAMetricError)):
             return _usage(args, str(e))
         print(f"error: {e}", file=sys.stderr)
@@ -206,11 +206,10 @@ def run_score(args: argparse.Namespace, scorer_factory: Callable | None = None,
 def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None, fmt: str,
              stream_fmt: str | None, filtering: bool, above: float | None, below: float | None,
              keep_list: str | None) -> int:
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: keeps building the parser light (see above)
 
-    from .runner import WorkersFailed
-    from .summary import Summary
-    from .writer import RowWriter
+    from .runner import WorkersFailed  # lazy: as tqdm
+    from .summary import Summary  # lazy: as tqdm
 
     summary = Summary(skipped=len(run.skipped))
     try:
@@ -283,7 +282,6 @@ def _execute(run: Any, args: argparse.Namespace, quiet: bool, output: str | None
     if received is not None:
         summary.interrupted = received.name
     if report:
-        from ..report import write_report
         print(f"report: {write_report(final_rows, report)}", file=sys.stderr)
     if failure:
         print(f"error: {failure}", file=sys.stderr)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import warnings
@@ -90,8 +91,6 @@ def _watch_parent(parent: int) -> None:
 
 def _init_worker(factory: Callable, model: Any, device: str | None, runtime: str | None, threads: int,
                  parent: int) -> None:
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
@@ -104,9 +103,9 @@ def build_worker_scorer(factory: Callable, model: Any, device: str | None, runti
     cannot be built (reported with every clip the worker is given, see :func:`score_in_worker`).
     Sets this process's PyTorch, decoder and ONNX Runtime threads to ``threads``: N workers share the
     cores, so each gets its share, not all of them."""
-    import torch
+    import torch  # heavy: torch (only a worker needs it)
 
-    from ..io.decode import set_decoder_threads
+    from ..io.decode import set_decoder_threads  # heavy: torch, av
 
     torch.set_num_threads(threads)
     set_decoder_threads(threads)
@@ -122,7 +121,7 @@ def limit_runtime_threads(scorer: Any, threads: int) -> None:
     """Give an ONNX Runtime head ``threads`` intra-op threads (its default is every core)."""
     model = getattr(scorer, "model", None)
     if getattr(scorer, "runtime", None) == "onnx" and hasattr(model, "path") and hasattr(model, "session"):
-        from ..backends.onnx_runtime import OnnxHead
+        from ..backends.onnx_runtime import OnnxHead  # heavy: torch
         scorer.model = OnnxHead(model.path, getattr(scorer, "device", "cpu"), threads=threads)
 
 
@@ -211,8 +210,6 @@ def score_in_workers(factory: Callable, model: Any, paths: Iterable[str], jobs: 
 def _start_workers(pool: ProcessPoolExecutor, jobs: int) -> None:
     """Start the ``jobs`` workers with SIGINT ignored: they inherit that from their first instant, so a
     Ctrl-C (sent to the whole process group) never interrupts one while it starts up."""
-    import signal
-
     try:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread

@@ -25,7 +25,7 @@ def evaluate(model: str | os.PathLike, manifest: str | os.PathLike, device: str 
     Videos that fail to decode, or whose answer could not be parsed, are listed in ``failures``
     and left out of the correlations (never scored as a constant).
     """
-    from ..functional import get_scorer
+    from ..functional import get_scorer  # heavy: torch
 
     rows = load_manifest(manifest)
     scorer = get_scorer(model, device, runtime)

@@ -13,19 +13,16 @@ from typing import Any, Iterable, Sequence
 
 from .cli import register_report
 from .load import Entry, entries, read_inputs
+from .page import render
+from .thumbs import thumbnails as _thumbnails
 
 
 def render_report(records: Iterable[Any], thumbnails: bool = True, rd: Sequence[dict[str, Any]] = (),
                   title: str = "vqametric report", folder: str | None = None) -> str:
     """The report page as a string; arguments as :func:`write_report`."""
-    from .page import render
-
     rows = records if isinstance(records, list) and all(isinstance(r, Entry) for r in records) \
         else entries(records, folder)
-    thumb = None
-    if thumbnails:
-        from .thumbs import thumbnails as thumb
-    return render(rows, thumb, rd, title)
+    return render(rows, _thumbnails if thumbnails else None, rd, title)
 
 
 def write_report(records: Iterable[Any], path: str | os.PathLike, thumbnails: bool = True,

@@ -4,20 +4,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import VQAMetricError
+from .load import read_inputs
+from .page import render
+from .thumbs import thumbnails
+
 
 def _report(args: argparse.Namespace) -> int:
-    from ..errors import VQAMetricError
-    from .load import read_inputs
-    from .page import render
-
     try:
         rows, rd = read_inputs(args.inputs)
     except VQAMetricError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    thumb = None
-    if not args.no_thumbnails:
-        from .thumbs import thumbnails as thumb
+    thumb = None if args.no_thumbnails else thumbnails
     text = render(rows, thumb, rd, args.title, args.inputs)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write(text)

@@ -7,8 +7,8 @@
 * :mod:`~vqametric.train.distill`: reasoning model -> fast head;
 * shared: :mod:`~vqametric.train.metrics` (SRCC, PLCC after a 4-parameter logistic fit, Kendall
   tau), :mod:`~vqametric.train.manifest` (video manifests), :mod:`~vqametric.train.vmaf`;
-* the command: :mod:`~vqametric.train.cli` (``vqametric train head | grpo | aso | distill``, the one
-  entry point), :mod:`~vqametric.train.config` (one configuration system for every mode: typed
+* the command: :mod:`~vqametric.train.cli` (``vqametric train head | fusion | grpo | aso | distill``, the
+  one entry point), :mod:`~vqametric.train.config` (one configuration system for every mode: typed
   dataclasses read from TOML or JSON, overridden with ``--set KEY=VALUE``) and
   :mod:`~vqametric.train.options` (command-line options derived from a config).
 

@@ -1,18 +1,19 @@
-"""``vqametric train head|grpo|aso|distill``: the one entry point of training.
+"""``vqametric train head|fusion|grpo|aso|distill``: the one entry point of training.
 
 Each mode reads one typed config (:mod:`vqametric.train.config`): ``--config FILE`` (TOML, or JSON
 with the same structure; relative paths are resolved against the file's folder), then
 ``--set TABLE.KEY=VALUE`` overrides (repeatable, parsed with the key's type, paths relative to the
 working folder). ``--steps``, ``--output`` and ``--device`` are shortcuts for the keys they name in
-``--help``; ``head`` takes every key of its config as an option of its own (``--steps 2400
---spatial-stride 4``), so it runs without a file. ``--check`` validates the config and the data,
+``--help``; ``head`` and ``fusion`` take every key of their config as an option of its own
+(``--steps 2400 --spatial-stride 4``), so they run without a file. ``--check`` validates the config and the data,
 prints the resolved config and loads no model; ``--quiet`` drops the progress lines on stderr.
 A run prints a JSON summary on stdout. Exit status: 0 done, 1 the run failed (loading the model,
 training, saving), 2 the config or the data is wrong (then nothing is loaded).
 
-The modes (docs/training-head.md, docs/training-grpo-aso.md):
+The modes (docs/training-head.md, docs/training-fusion.md, docs/training-grpo-aso.md):
 
 * ``head``: the compact fast head's recipe (:mod:`vqametric.train.fast.head_trainer`);
+* ``fusion``: the default model's recipe (:mod:`vqametric.train.fast.fusion_trainer`);
 * ``grpo``, ``aso``: reasoning models (:mod:`vqametric.train.reasoning.run`);
 * ``distill``: a reasoning model's scores into the fast head (:mod:`vqametric.train.distill`).
 
@@ -35,6 +36,8 @@ from .options import LazyParser, add_flags, flag_overrides
 MODES = {
     "head": ("vqametric.train.fast.head_trainer", "JOB",
              "the compact fast head's recipe on BIQ2021 and synthetic ladders"),
+    "fusion": ("vqametric.train.fast.fusion_trainer", "JOB",
+               "the default model's recipe: frozen features cached once, readouts fitted on them"),
     "grpo": ("vqametric.train.reasoning.run", "GRPO_JOB",
              "GRPO with VQAThinker's rewards (ranking, regression, format, temporal)"),
     "aso": ("vqametric.train.reasoning.run", "ASO_JOB",
@@ -52,10 +55,23 @@ SHORTCUTS = {"grpo": _REASONING, "aso": _REASONING,
 
 def add_head_options(parser: argparse.ArgumentParser) -> None:
     """The options of every key of the head's config (its module loads torch, hence on first use)."""
-    from .fast.head_config import HeadTrainConfig   # torch: loaded only when `train head` is parsed
+    from .fast.head_config import HeadTrainConfig   # heavy: torch, loaded only when `train head` is parsed
 
     add_flags(parser, HeadTrainConfig)
     parser.set_defaults(flag_class=HeadTrainConfig)
+
+
+def add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every key of the default model's recipe (its config module loads no torch)."""
+    from .fast.fusion_config import FusionTrainConfig   # lazy: only when `train fusion` is parsed
+
+    add_flags(parser, FusionTrainConfig)
+    parser.set_defaults(flag_class=FusionTrainConfig)
+
+
+#: The modes whose config keys are options of their own: mode -> (adds the options, its doc).
+FLAG_MODES = {"head": (add_head_options, "docs/training-head.md"),
+              "fusion": (add_fusion_options, "docs/training-fusion.md")}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +82,7 @@ def _job(mode: str) -> Job:
 
 
 def overrides(args: argparse.Namespace) -> list[Override]:
-    """The overrides of a parsed command line: the shortcuts, ``head``'s options, then ``--set``."""
+    """The overrides of a parsed command line: the shortcuts, ``head``'s or ``fusion``'s options, then ``--set``."""
     out = [(opt, key, str(getattr(args, opt[2:]))) for opt, (key, _) in SHORTCUTS.get(args.train_mode, {}).items()
            if getattr(args, opt[2:], None) is not None]
     if getattr(args, "flag_class", None) is not None:
@@ -99,16 +115,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_modes(parser: argparse.ArgumentParser) -> None:
-    """Add the ``head``, ``grpo``, ``aso`` and ``distill`` subcommands to ``parser``."""
+    """Add the ``head``, ``fusion``, ``grpo``, ``aso`` and ``distill`` subcommands to ``parser``."""
     sub = parser.add_subparsers(dest="train_mode", required=True, metavar="{" + ",".join(MODES) + "}",
                                 parser_class=LazyParser)
     for mode, (_, _, helptext) in MODES.items():
-        doc = "docs/training-head.md" if mode == "head" else "docs/training-grpo-aso.md"
+        populate, doc = FLAG_MODES.get(mode, (None, "docs/training-grpo-aso.md"))
         p = sub.add_parser(mode, help=helptext, description=f"{helptext[0].upper()}{helptext[1:]}. The config is "
-                           f"described in {doc}.", populate=add_head_options if mode == "head" else None)
-        p.add_argument("--config", required=mode != "head", default=None,
+                           f"described in {doc}.", populate=populate)
+        p.add_argument("--config", required=mode not in FLAG_MODES, default=None,
                        help="TOML or JSON config" + (" (optional: the options below set every key)"
-                                                     if mode == "head" else ""))
+                                                     if mode in FLAG_MODES else ""))
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a key of the config, e.g. --set steps=20 or --set grpo.beta=0.1 (repeatable)")
         for opt, (key, what) in SHORTCUTS.get(mode, {}).items():
@@ -121,10 +137,11 @@ def add_modes(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``train head|grpo|aso|distill`` to the ``vqametric`` command's subparsers; returns the
-    ``train`` parser."""
-    t = subparsers.add_parser("train", help="train the fast head or a reasoning model (GRPO, ASO), or distil one "
-                              "into the fast head", description="Train from a TOML/JSON config file and options.")
+    """Add ``train head|fusion|grpo|aso|distill`` to the ``vqametric`` command's subparsers; returns
+    the ``train`` parser."""
+    t = subparsers.add_parser("train", help="train the fast head, the default model's readouts or a reasoning "
+                              "model (GRPO, ASO), or distil one into the fast head",
+                              description="Train from a TOML/JSON config file and options.")
     add_modes(t)
     return t
 
@@ -142,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.func(args))
 
 
-__all__ = ["register", "add_modes", "build_parser", "overrides", "main", "MODES", "SHORTCUTS", "add_head_options"]
+__all__ = ["register", "add_modes", "build_parser", "overrides", "main", "MODES", "SHORTCUTS", "FLAG_MODES",
+           "add_head_options", "add_fusion_options"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ An adapter owns a loaded model and its tokenizer and knows three things about it
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -25,7 +26,7 @@ from .memory import MemoryEstimate
 
 def require_transformers():
     try:
-        import transformers  # noqa: F401
+        import transformers  # noqa: F401  # optional: transformers (the lmm extra)
     except ImportError as e:
         raise BackendUnavailable("reasoning models need transformers and accelerate: "
                                  "pip install 'vqametric[lmm]'") from e
@@ -59,16 +60,13 @@ def check_int8(device: torch.device) -> None:
     if device.type != "cuda":
         raise BackendUnavailable("load_in_8bit needs a CUDA device (bitsandbytes int8 kernels); "
                                  "on CPU load the model in float32 or bfloat16")
-    import importlib.util
-
     if importlib.util.find_spec("bitsandbytes") is None:
         raise BackendUnavailable("load_in_8bit needs bitsandbytes: pip install bitsandbytes")
 
 
 def load_tokenizer(folder: str):
-    from transformers import AutoTokenizer
-
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoTokenizer  # optional: transformers (the lmm extra)
+    from transformers.utils import logging as hf_logging  # optional: transformers
 
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "model of type internvl_chat ..." notices while it reads config.json
@@ -160,7 +158,7 @@ class Adapter:
 
 def replace_linear_int8(module: torch.nn.Module, device: torch.device, skip: Sequence[str] = ()) -> None:
     """Swap the ``nn.Linear`` layers of ``module`` for bitsandbytes int8 layers on ``device``."""
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # optional: bitsandbytes (int8 on CUDA)
 
     for name, child in list(module.named_children()):
         if any(name == s for s in skip):

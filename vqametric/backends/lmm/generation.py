@@ -129,7 +129,7 @@ def generate(model, tokenizer, model_inputs: dict[str, Any], *, options: Generat
              level_ids: Sequence[int] | None, num_return: int = 1, do_sample: bool = False,
              temperature: float | None = None, seed: int | None = None) -> list[Generated]:
     """Generate for a prepared batch; returns ``batch * num_return`` answers, clip-major."""
-    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers import GenerationConfig, LogitsProcessorList  # optional: transformers (the lmm extra)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(stop_ids[0])
     cfg = GenerationConfig(

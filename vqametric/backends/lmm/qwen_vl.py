@@ -99,7 +99,7 @@ class QwenVLAdapter(Adapter):
         check_fits(self.memory_estimate(1, tokens, 1024), self.device, f"{self.family} in {self.dtype}")
 
     def _load(self) -> None:
-        import transformers
+        import transformers  # optional: transformers (the lmm extra)
 
         cls = getattr(transformers, self.model_class)
         kwargs: dict[str, Any] = dict(dtype=self.dtype, use_safetensors=True, local_files_only=True,
@@ -107,7 +107,7 @@ class QwenVLAdapter(Adapter):
         if self.attn_implementation:
             kwargs["attn_implementation"] = self.attn_implementation
         if self.load_in_8bit:
-            from transformers import BitsAndBytesConfig
+            from transformers import BitsAndBytesConfig  # optional: transformers, bitsandbytes
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True,
                                                                llm_int8_skip_modules=["visual", "lm_head"])
             kwargs["device_map"] = {"": self.device}

@@ -32,7 +32,9 @@ from .base import Adapter, PreparedClip, resolve_device, resolve_dtype
 from .dimensions import DimensionsTask
 from .generation import GenerationOptions, generate
 from .memory import ModelTooLarge, available_bytes
+from .qwen_vl import Qwen25VLAdapter, Qwen3VLAdapter
 from .tasks import Answer, OverallTask
+from .vqathinker import VQAThinkerAdapter
 from .weights import detect_family, read_config, resolve_checkpoint
 
 FAMILIES = ("vqathinker", "qwen2.5-vl", "qwen3-vl")
@@ -40,13 +42,10 @@ FAMILIES = ("vqathinker", "qwen2.5-vl", "qwen3-vl")
 
 def adapter_class(family: str):
     if family == "vqathinker":
-        from .vqathinker import VQAThinkerAdapter
         return VQAThinkerAdapter
     if family == "qwen2.5-vl":
-        from .qwen_vl import Qwen25VLAdapter
         return Qwen25VLAdapter
     if family == "qwen3-vl":
-        from .qwen_vl import Qwen3VLAdapter
         return Qwen3VLAdapter
     raise InvalidOption(f"unknown reasoning-model family {family!r}; known: {', '.join(FAMILIES)}")
 

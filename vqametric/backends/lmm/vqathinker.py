@@ -83,7 +83,7 @@ class MotionBranch(nn.Module):
 def native_config(chat: dict[str, Any], tile: int, vocab_size: int | None = None):
     """transformers ``InternVLConfig`` for an InternVL chat ``config.json`` at ``tile`` px tiles."""
     require_transformers()
-    from transformers import InternVLConfig, InternVLVisionConfig, LlamaConfig, Qwen2Config
+    from transformers import InternVLConfig, InternVLVisionConfig, LlamaConfig, Qwen2Config  # optional: transformers
 
     llm = {k: v for k, v in dict(chat["llm_config"]).items() if k not in _LLM_DROP}
     arch = (chat["llm_config"].get("architectures") or ["Qwen2ForCausalLM"])[0]
@@ -233,8 +233,8 @@ class VQAThinkerAdapter(Adapter):
             int8_prefixes=("language_model.model.layers.",) if self.load_in_8bit else ())
 
     def _load(self) -> None:
-        from accelerate import init_empty_weights
-        from transformers import InternVLForConditionalGeneration
+        from accelerate import init_empty_weights  # optional: accelerate (the lmm extra)
+        from transformers import InternVLForConditionalGeneration  # optional: transformers
 
         shapes = {k: s for k, (_, s) in self.index.items()}
         if not any(k.startswith("slowfast_model.") for k in shapes) or "motion_mlp.1.weight" not in shapes:

@@ -18,6 +18,7 @@ import re
 from typing import Any, Iterator
 
 import torch
+from safetensors import safe_open
 
 from ...errors import BackendUnavailable, WeightsNotFound
 
@@ -100,7 +101,7 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None, default_hub_id: str
 
 def _hub_snapshot(repo_id: str, local_only: bool) -> str:
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # optional: huggingface_hub (comes with transformers)
     except ImportError as e:  # pragma: no cover - huggingface_hub comes with transformers
         raise BackendUnavailable("downloading from the Hub needs huggingface_hub: pip install 'vqametric[lmm]'") from e
     try:
@@ -134,8 +135,6 @@ def read_config(folder: str) -> dict[str, Any]:
 def iter_tensors(folder: str, device: str | torch.device = "cpu") -> Iterator[tuple[str, "callable"]]:
     """``(key, load)`` for every tensor of the checkpoint; ``load()`` reads it onto ``device``.
     Shards are opened one at a time, so only the tensors being used are in memory."""
-    from safetensors import safe_open
-
     for path in weight_files(folder):
         with safe_open(path, framework="pt", device=str(device)) as f:
             for key in f.keys():

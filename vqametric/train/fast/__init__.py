@@ -9,6 +9,7 @@
 * :mod:`~vqametric.train.fast.evaluate`: the recipes' evaluations (pan clips, ladders, consistency);
 * :mod:`~vqametric.train.fast.head_trainer`: the compact head's recipe, ``vqametric train head``
   (its config: :mod:`~vqametric.train.fast.head_config`; docs/training-head.md);
-* :mod:`~vqametric.train.fast.fusion_trainer`: the default model's recipe (docs/training-fusion.md);
+* :mod:`~vqametric.train.fast.fusion_trainer`: the default model's recipe, ``vqametric train fusion``
+  (its config: :mod:`~vqametric.train.fast.fusion_config`; docs/training-fusion.md);
 * :mod:`~vqametric.train.fast.user_eval`: the default model's goals through ``vqametric.score``.
 """

