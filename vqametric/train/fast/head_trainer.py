@@ -157,8 +157,11 @@ def _fit(head: FastHead, cfg: HeadTrainConfig, train_items: list[ImageItem], val
                         p_temporal=cfg.p_temporal, temporal_levels=cfg.temporal_levels,
                         spatial_weights=cfg.spatial_weights, p_resample=cfg.p_resample,
                         p_resample_images=cfg.p_resample_images)
+    # spawned workers, as every pool of the package: a forked one inherits the parent's threads
+    # (ONNX Runtime's, a Ray client's ...) and can hang on their locks
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg.workers,
-                                         prefetch_factor=2 if cfg.workers else None)
+                                         prefetch_factor=2 if cfg.workers else None,
+                                         multiprocessing_context="spawn" if cfg.workers else None)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     running: dict[str, float] = {}
     head.train()
