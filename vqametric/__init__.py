@@ -22,6 +22,7 @@ _LAZY = {
     "register_model": "registry",
     "QualityResult": "result", "SegmentScore": "result",
     "SamplingConfig": "sampling", "SamplingPlan": "sampling", "make_plan": "sampling",
+    "QualityReward": "reward",
 }
 
 __all__ = [
@@ -29,11 +30,11 @@ __all__ = [
     "DEFAULT_MODEL", "score", "score_batch", "explain", "QualityResult", "SegmentScore", "open_clip", "Clip",
     "ClipInfo", "RGBFrames", "YUV420Frames", "SamplingConfig", "SamplingPlan", "make_plan", "VQAMetricError",
     "InvalidVideoInput", "FrameTooLarge", "InvalidOption", "VideoDecodeError", "WeightsNotFound", "ModelNotFound",
-    "BackendUnavailable", "SamplingError",
+    "BackendUnavailable", "SamplingError", "QualityReward",
 ]
 
 
-_SUBMODULES = ("eval", "functional", "metric", "registry", "result", "io", "sampling", "backends", "demo")
+_SUBMODULES = ("eval", "functional", "metric", "registry", "result", "io", "sampling", "backends", "demo", "reward")
 __getattr__ = lazy_getattr(__name__, {**_LAZY, **{m: f"{m}:" for m in _SUBMODULES}}, globals())
 
 
