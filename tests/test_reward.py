@@ -163,15 +163,16 @@ def test_a_tiny_head_built_here():
         assert torch.equal(reward.eval()(x), reward.eval()(x))
 
 
-def test_autocast_bf16(reward, clip):
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast(reward, clip, dtype):
+    with torch.autocast("cpu", dtype=dtype):
         x = clip.clone().requires_grad_(True)
         r = reward.eval()(x)
     reward.train()
     r.sum().backward()
-    assert r.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    assert r.dtype == torch.float32 and torch.isfinite(r).all() and torch.isfinite(x.grad).all()
     with torch.no_grad():
-        assert float(r) == pytest.approx(float(reward.eval()(clip)), abs=0.25)
+        assert float(r) == pytest.approx(float(reward.eval()(clip)), abs=0.25 if dtype == torch.bfloat16 else 1e-4)
     reward.train()
 
 
@@ -208,3 +209,14 @@ def test_a_toy_generator_learns_to_raise_the_reward(clip):
     with torch.no_grad():
         after = float(reward.eval()(gen(blurred)))
     assert after > before + 0.1, (before, after)
+
+
+def test_the_metric_as_a_loss_under_float16_autocast(clip):
+    loss_fn = vqametric.create_metric(as_loss=True)
+    with torch.no_grad():
+        want = float(loss_fn(clip))
+    x = clip.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = loss_fn(x)
+    loss.backward()
+    assert float(loss) == pytest.approx(want, abs=1e-4) and torch.isfinite(x.grad).all()

@@ -19,7 +19,7 @@ from ..result import QualityResult, SegmentScore
 from ..sampling import preprocess
 from .head import HeadConfig, head_vocabulary, load_head
 from .planned import read_planned
-from .gradient_graph import for_gradients
+from .gradient_graph import for_gradients, run_head
 from .pooling import pool_outputs, pooled_class_indices
 
 HEAD_CHUNK = 16  # segments per head call: one default-sampled clip of up to 16 s
@@ -121,7 +121,8 @@ class FastScorer:
         parts = []
         with torch.set_grad_enabled(grad):
             for a in range(0, frag.shape[0], HEAD_CHUNK):
-                parts.append(self.model(frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]))
+                parts.append(self.model(frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]) if self.runtime == "onnx"
+                             else run_head(self.model, frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]))
         if len(parts) == 1:
             return parts[0]
         return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}

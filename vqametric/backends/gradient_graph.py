@@ -12,6 +12,9 @@ the head's weights. Two things make that slow in eager PyTorch on a CPU:
 :func:`for_gradients` returns a copy of a head with each ``Conv2d`` + ``BatchNorm2d`` pair folded
 into one convolution, its 4-D weights in channels-last layout and every parameter frozen. Its
 outputs equal the original's up to float rounding (about 1e-6 on the 1-5 scale).
+
+:func:`run_head` calls a head under the caller's autocast: bf16 as asked, but float16 is turned
+off for the head (its image statistics, MSCN variances and feature standardisers, overflow it).
 """
 from __future__ import annotations
 
@@ -51,3 +54,13 @@ def for_gradients(head: nn.Module) -> nn.Module:
     for p in g.parameters():
         p.requires_grad_(False)
     return g.to(memory_format=torch.channels_last)
+
+
+def run_head(head: nn.Module, fragments: torch.Tensor, global_view: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``head(fragments, global_view)`` (see :mod:`vqametric.backends.fusion_head` for shapes), in
+    float32 when the caller's autocast asks for float16 (module docstring)."""
+    dev = fragments.device.type
+    if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.float16:
+        with torch.autocast(dev, enabled=False):
+            return head(fragments.float(), global_view.float())
+    return head(fragments, global_view)

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from ..backends.gradient_graph import for_gradients
+from ..backends.gradient_graph import for_gradients, run_head
 from ..backends.head import head_vocabulary, load_head
 from ..backends.pooling import pool_outputs, pooled_class_indices
 from ..errors import InvalidOption, InvalidVideoInput
@@ -55,7 +55,8 @@ class QualityReward(nn.Module):
     ``forward(video)``: ``video`` float ``(B, C, T, H, W)`` or ``(B, T, C, H, W)`` with ``C = 3``,
     any device, in ``value_range``, all ``B`` videos of one size; returns float32 ``(B,)`` rewards
     (1-5, or 0-1 with ``normalise``), differentiable with respect to ``video``. Works under
-    ``torch.autocast`` (bf16/fp16); rewards come back in float32.
+    ``torch.autocast``: bf16 runs the head in bf16; under fp16 the head runs in float32 (its
+    statistics overflow float16); rewards come back in float32.
 
     Raises:
         InvalidOption: an unknown layout, value range or defence, or a reasoning model.
@@ -172,7 +173,9 @@ class QualityReward(nn.Module):
         views = rgb_views(sel, plan)
         k, n = plan.frames_per_segment, plan.num_segments
         frag, glob = (views[name].view(b * n, k, *views[name].shape[1:]) for name in ("fragments", "global_view"))
-        out = self._run_head(frag, glob)
+        out = run_head(self._run_head, frag, glob)
         rewards = torch.stack([pool_outputs({key: v[i * n:(i + 1) * n] for key, v in out.items()},
                                             self._classes).score for i in range(b)]).float()
+        if not bool(torch.isfinite(rewards.detach()).all()):
+            raise InvalidVideoInput("the model produced a non-finite reward; the frames are probably corrupt")
         return (rewards - 1.0) / 4.0 if self.normalise else rewards
