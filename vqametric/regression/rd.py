@@ -197,7 +197,7 @@ def plot_rd(points: Sequence[RDPoint], path: str | os.PathLike) -> None:
     try:
         import matplotlib  # optional: matplotlib (extra rd)
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional: matplotlib (the rd extra)
     except ImportError as e:
         raise BackendUnavailable("RD plots need matplotlib: pip install 'vqametric[rd]'") from e
     by_curve = curves(points)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+from fractions import Fraction
 import struct
 import zlib
 from typing import Any, Sequence
@@ -37,9 +38,7 @@ def jpeg(rgb: Any) -> bytes | None:
     """A JPEG file of a uint8 ``(H, W, 3)`` array through PyAV's MJPEG encoder (quantiser 2-6); None
     when it is unavailable."""
     try:
-        from fractions import Fraction
-
-        import av
+        import av  # heavy: PyAV, only for thumbnails
 
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         ctx = av.CodecContext.create("mjpeg", "w")
@@ -65,10 +64,10 @@ def data_uri(rgb: Any) -> str:
 def thumbnails(path: str, indices: Sequence[int], width: int = WIDTH) -> list[str]:
     """Frames ``indices`` of the file at ``path`` as data URIs, ``width`` pixels wide (never upscaled).
     Raises what decoding raises."""
-    import torch
+    import torch  # heavy: torch
 
-    from ..io import open_clip
-    from ..sampling.reference import frames_to_rgb, resize
+    from ..io import open_clip  # heavy: torch and PyAV
+    from ..sampling.reference import frames_to_rgb, resize  # heavy: torch
 
     with open_clip(path) as clip:
         n = clip.info.num_frames

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ..registry import ModelCard, get_card
+from .plan import SamplingConfig
 
 
 def sampled_card(model: str | os.PathLike | ModelCard, sampling: dict[str, Any] | None) -> Any:
@@ -15,8 +16,6 @@ def sampled_card(model: str | os.PathLike | ModelCard, sampling: dict[str, Any] 
     off the duration-based count of ``segment_seconds``)."""
     if not sampling:
         return model if isinstance(model, ModelCard) else os.fspath(model)
-    from .plan import SamplingConfig
-
     card = get_card(model)
     merged = {**card.sampling.to_dict(), **sampling}
     if "num_segments" in sampling:
