@@ -121,8 +121,7 @@ class FastScorer:
         parts = []
         with torch.set_grad_enabled(grad):
             for a in range(0, frag.shape[0], HEAD_CHUNK):
-                parts.append(self.model(frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]) if self.runtime == "onnx"
-                             else run_head(self.model, frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]))
+                parts.append(run_head(self.model, frag[a:a + HEAD_CHUNK], glob[a:a + HEAD_CHUNK]))
         if len(parts) == 1:
             return parts[0]
         return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
