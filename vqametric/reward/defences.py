@@ -21,7 +21,6 @@ and the measured effect of each are in docs/training-generators.md
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidOption
+from ..filters import gaussian_blur
 
 CROP_KEEP = 0.85            # a crop keeps between this share of each side and all of it
 RESCALE_RANGE = (0.7, 1.0)  # down-scaling factor of "rescale"
@@ -51,20 +51,6 @@ def random_rescale(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return x
     y = F.interpolate(x, size=small, mode="bilinear", align_corners=False, antialias=True)
     return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(M, C, H, W)`` (reflected borders, radius ``ceil(3 sigma)``)."""
-    r = max(1, math.ceil(3.0 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    pad_h, pad_w = min(r, x.shape[-2] - 1), min(r, x.shape[-1] - 1)
-    kh, kw = k[r - pad_h:r + pad_h + 1], k[r - pad_w:r + pad_w + 1]
-    y = F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect") if (pad_h or pad_w) else x
-    y = F.conv2d(y, (kw / kw.sum()).view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, (kh / kh.sum()).view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def random_blur(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

@@ -7,34 +7,19 @@ import os
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ....filters import gaussian_kernel, separable_filter
 
 from .levels import (BLUR_SIGMA, CODEC_CRF, CODEC_SETTINGS, DECODERS, EXPOSURE_OVER, EXPOSURE_UNDER, JPEG_QSCALE,
                      NOISE_STD, SATURATION_DOWN, SATURATION_UP, SCALE_FACTOR, TINT_SHIFT, as_array, level_param,
                      like_input, rng_for, to_uint8)
 
 
-def gaussian_kernel(sigma: float) -> np.ndarray:
-    """1-D Gaussian taps for ``sigma`` (radius ``ceil(3 sigma)``), summing to 1."""
-    if sigma <= 0:
-        raise ValueError("sigma must be positive")
-    r = max(1, int(np.ceil(3.0 * sigma)))
-    x = np.arange(-r, r + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
 def _separable_filter(a: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Filter every frame with ``k`` along rows and columns (reflect padding); float32 out."""
+    """Filter every frame of ``(T, H, W, 3)`` with ``k`` along rows and columns
+    (:func:`vqametric.filters.separable_filter`); float32 out."""
     x = torch.from_numpy(a).permute(0, 3, 1, 2).float()                    # (T, 3, H, W)
-    r = len(k) // 2
-    kt = torch.from_numpy(k.astype(np.float32))
-    mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
-    x = F.pad(x, (r, r, 0, 0), mode=mode)
-    x = F.conv2d(x, kt.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    x = F.pad(x, (0, 0, r, r), mode=mode)
-    x = F.conv2d(x, kt.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-    return x.permute(0, 2, 3, 1).numpy()
+    return separable_filter(x, torch.from_numpy(k.astype(np.float32))).permute(0, 2, 3, 1).numpy()
 
 
 def gaussian_blur(clip, level: int, seed: int = 0):
