@@ -24,10 +24,12 @@ pytest.importorskip("triton")
 
 from vqametric import kernels as K  # noqa: E402
 from vqametric.io.frames import RGBFrames, YUV420Frames  # noqa: E402
-from vqametric.kernels.tables import aa_weights, aa_weights_numpy, linear_taps  # noqa: E402
+from vqametric.kernels.tables import aa_weights, aa_weights_numpy, chroma_aa_weights, linear_taps  # noqa: E402
+from vqametric.kernels.tables import planar_tables  # noqa: E402
 from vqametric.sampling import layouts as L  # noqa: E402
 from vqametric.sampling.plan import SamplingConfig, make_plan  # noqa: E402
-from vqametric.sampling.reference import preprocess_reference  # noqa: E402
+from vqametric.sampling.reference import normalise, preprocess_reference, resize  # noqa: E402
+from vqametric.sampling.reference import yuv420_to_rgb, yuv_coefficients  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
@@ -156,6 +158,31 @@ def test_aa_tables(mode):
     assert worst <= 1e-6, worst
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_chroma_and_planar_tables(mode):
+    """Chroma windows resize the ceil(n/2) chroma samples of an axis of n luma samples; the planar
+    table stacks an axis' luma and chroma windows, weights zero-padded to one K."""
+    seed = fresh_seed()
+    rng = random.Random(seed)
+    sizes = [(1, 1), (1, 7), (3, 3), (2, 3), (5, 2), (1080, 224), (1081, 224), (447, 224), (33, 20)]
+    sizes += [(rng.randint(1, 200), rng.randint(1, 200)) for _ in range(10)]
+    for n, out in sizes:
+        xmin, xsize, w, k = chroma_aa_weights(n, out, mode, "cpu")
+        x = torch.rand((2, (n + 1) // 2), generator=torch.Generator().manual_seed(seed))
+        ref = resize(x.view(1, 2, 1, -1), (1, out), mode)[0, :, 0, :]
+        got = torch.zeros((2, out))
+        for j in range(k):
+            idx = (xmin.long() + j).clamp(max=x.shape[1] - 1)
+            got = torch.where(j < xsize, got + x[:, idx] * w[:, j], got)
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-6, msg=f"seed={seed} {n}->{out}")
+        pmin, psize, pw, pk = planar_tables(n, out, mode, "cpu")
+        lmin, lsize, lw, lk = aa_weights(n, out, mode, "cpu")
+        assert pk == max(k, lk) and pw.shape == (2 * out, pk)
+        assert torch.equal(pmin, torch.cat((lmin, xmin))) and torch.equal(psize, torch.cat((lsize, xsize)))
+        assert torch.equal(pw[:out, :lk], lw) and torch.equal(pw[out:, :k], w)
+        assert not pw[:out, lk:].any() and not pw[out:, k:].any()
+
+
 def test_linear_taps():
     seed = fresh_seed()
     rng = random.Random(seed)
@@ -241,6 +268,125 @@ def test_preprocess_realistic_size():
     ref = preprocess_reference(frames, plan)
     for key in ref:
         assert_parity(got[key], ref[key], torch.float32, f"{key} seed={seed} {fmt} {mode}")
+
+
+def _dense_numpy(n_in: int, n_out: int, mode: str) -> torch.Tensor:
+    """The resampling matrix (float64) from the host-side recomputation of PyTorch's formulas."""
+    if n_in == n_out:
+        return torch.eye(n_in, dtype=torch.float64)  # F.interpolate leaves an axis of equal size as is
+    xmin, xsize, w = aa_weights_numpy(n_in, n_out, mode)
+    d = torch.zeros(n_out, n_in, dtype=torch.float64)
+    for i in range(n_out):
+        d[i, xmin[i]:xmin[i] + xsize[i]] = torch.from_numpy(w[i, :xsize[i]].astype(np.float64))
+    return d
+
+
+def yuv_global_view_by_hand(frames: YUV420Frames, s: int, mode: str, mean, std) -> torch.Tensor:
+    """The YUV global view worked out independently in float64: Y' and C' resampled by dense
+    matrices (luma H x W -> s x s, chroma ceil(H/2) x ceil(W/2) -> s x s), then RGB, clamped to
+    [0, 1], normalised."""
+    y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u = yuv_coefficients(frames.bit_depth, frames.matrix,
+                                                                          frames.full_range)
+    h, w = frames.size
+    ry, rx = _dense_numpy(h, s, mode), _dense_numpy(w, s, mode)
+    cy, cx = _dense_numpy((h + 1) // 2, s, mode), _dense_numpy((w + 1) // 2, s, mode)
+    yp = (frames.y.double() - y_off) * y_scale
+    up = (frames.u.double() - c_off) * c_scale
+    vp = (frames.v.double() - c_off) * c_scale
+    yr, ur, vr = ry @ yp @ rx.T, cy @ up @ cx.T, cy @ vp @ cx.T
+    rgb = torch.stack((yr + r_v * vr, yr + g_u * ur + g_v * vr, yr + b_u * ur), dim=1).clamp(0.0, 1.0)
+    return (rgb - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / \
+        torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+
+
+def _global_only(t, h, w, size, mode):
+    return make_plan(t, h, w, SamplingConfig(fragment_grid=0, fragment_patch=0, global_size=size,
+                                             interpolation=mode, num_segments=1))
+
+
+@needs_kernels_here
+@pytest.mark.parametrize("rep", range(4))
+def test_yuv_global_view_is_resample_then_convert(rep):
+    """The YUV global view (kernel and reference) against the definition worked out by hand:
+    random planes (converted RGB far outside [0, 1], so the clamp after resampling matters),
+    odd and even sizes, down- and upscaling, both filters."""
+    seed = fresh_seed()
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    fmt = ["i420_8", "nv12_10", "nv12_8", "i420_10"][rep]
+    t, h, w = rng.randint(1, 2), rng.randint(1, 40), rng.randint(1, 40)
+    size, mode = rng.choice([3, 8, 13, 24, 45]), rng.choice(["bilinear", "bicubic"])
+    frames = make_frames(fmt, t, h, w, g, matrix=rng.choice(MATRICES), full_range=rng.random() < 0.5)
+    plan = _global_only(t, h, w, size, mode)
+    want = yuv_global_view_by_hand(frames, size, mode, plan.mean, plan.std).float()
+    msg = f"seed={seed} {fmt} {t}x{h}x{w} -> {size} {mode} {frames.matrix} full={frames.full_range}"
+    ref = preprocess_reference(frames, plan)["global_view"]
+    got = K.preprocess(frames, plan, out={"global_view": poisoned((t, 3, size, size), torch.float32)})["global_view"]
+    assert_parity(ref, want, torch.float32, "reference: " + msg)
+    assert_parity(got, want, torch.float32, "kernel: " + msg)
+
+
+@needs_kernels_here
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_yuv_global_view_in_range_equals_convert_then_resize(mode):
+    """Uniform chroma and RGB inside [0, 1]: resampling the planes then converting equals
+    converting then resampling (the conversion is affine, the filter weights sum to one)."""
+    seed = fresh_seed()
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    t, h, w = 2, rng.randint(2, 21), rng.randint(2, 21)
+    y = torch.randint(60, 181, (t, h, w), generator=g, dtype=torch.int64).to(torch.uint8)
+    u = torch.full((t, (h + 1) // 2, (w + 1) // 2), rng.randint(120, 136), dtype=torch.uint8)
+    v = torch.full_like(u, rng.randint(120, 136))
+    frames = YUV420Frames(y, u, v, matrix=rng.choice(MATRICES))
+    size = rng.choice([3, 7, 16, 30])
+    plan = _global_only(t, h, w, size, mode)
+    rgb = yuv420_to_rgb(y, u, v, matrix=frames.matrix)
+    assert 0.0 < float(rgb.min()) and float(rgb.max()) < 1.0
+    old = normalise(resize(rgb, (size, size), mode), plan.mean, plan.std)
+    msg = f"seed={seed} {t}x{h}x{w} -> {size} {mode} {frames.matrix}"
+    assert_parity(preprocess_reference(frames, plan)["global_view"], old, torch.float32, "reference: " + msg)
+    assert_parity(K.preprocess(frames, plan)["global_view"], old, torch.float32, "kernel: " + msg)
+
+
+@needs_kernels_here
+def test_yuv_global_view_clamps_after_resampling():
+    """A 2x2 BT.709 limited-range frame, two white and two black pixels under one strongly red
+    chroma sample (U = 128, V = 240), resized to 1x1. Resampled first: Y' = 1/2, V' = 1/2, so
+    R = 1/2 + 1.5748/2 -> 1, G = 1/2 - 0.46812/2 = 0.26594, B = 1/2. Converting first would clamp
+    each pixel (white: R 1, G 0.76594; black: R 0.7874, G 0 after the clamp) and average them to
+    R 0.8937, G 0.38297."""
+    y = torch.tensor([[[235, 16], [235, 16]]], dtype=torch.uint8)
+    u, v = torch.full((1, 1, 1), 128, dtype=torch.uint8), torch.full((1, 1, 1), 240, dtype=torch.uint8)
+    frames = YUV420Frames(y, u, v, matrix="bt709")
+    kr, kb = 0.2126, 0.0722
+    g_v = -2 * (1 - kr) * kr / (1 - kr - kb)
+    want_rgb = torch.tensor([1.0, 0.5 + g_v * 0.5, 0.5]).view(1, 3, 1, 1)
+    for mode in ("bilinear", "bicubic"):
+        plan = _global_only(1, 2, 2, 1, mode)
+        want = normalise(want_rgb, plan.mean, plan.std)
+        old = normalise(resize(yuv420_to_rgb(y, u, v), (1, 1), mode), plan.mean, plan.std)
+        assert float((old - want).abs().max()) > 0.3  # convert-then-resize is another definition
+        assert_parity(preprocess_reference(frames, plan)["global_view"], want, torch.float32, f"reference {mode}")
+        assert_parity(K.preprocess(frames, plan)["global_view"], want, torch.float32, f"kernel {mode}")
+
+
+@needs_kernels_here
+@pytest.mark.parametrize("fmt", ["rgb_f32", "i420_8"])
+def test_resize_tile_reads_the_union_of_its_row_windows(fmt):
+    """25 -> 45 rows, bicubic: output row 31 falls exactly on source row 17, so its window (its
+    non-zero weights) is that one row, while row 30 reads rows 15-18. A tile must read every
+    row any of its rows needs, not stop at its last row's window."""
+    xmin, xsize, _, _ = aa_weights(25, 45, "bicubic", "cpu")
+    assert int(xmin[31] + xsize[31]) < int(xmin[30] + xsize[30])
+    g = torch.Generator().manual_seed(fresh_seed())
+    frames = make_frames(fmt, 1, 25, 29, g)
+    plan = _global_only(1, 25, 29, 45, "bicubic")
+    assert_parity(K.preprocess(frames, plan)["global_view"], preprocess_reference(frames, plan)["global_view"],
+                  torch.float32, fmt)
+    if fmt.startswith("rgb"):
+        assert_parity(K.internvl_tiles(frames, 45), L.internvl_tiles_reference(frames, 45), torch.float32,
+                      f"internvl {fmt}")
 
 
 @needs_kernels_here
@@ -349,7 +495,8 @@ def _ptxas_available() -> bool:
 @pytest.mark.skipif(not _ptxas_available(), reason="Triton's CUDA backend (ptxas) is not installed")
 def test_kernels_compile_for_sm90():
     """The interpreter runs the kernels' Python; compiling them for sm_90 checks the form the GPU
-    runs (types, loop bounds, layouts) and that nothing spills."""
+    runs (types, loop bounds, layouts) and that nothing spills, the YUV global view's planar mode
+    (FMT 2) included."""
     import subprocess
     import sys
 
@@ -359,7 +506,7 @@ def test_kernels_compile_for_sm90():
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
     lines = res.stdout.strip().splitlines()
-    assert len(lines) == 14 and all("_kernel[" in ln for ln in lines), res.stdout
+    assert len(lines) == 16 and all("_kernel[" in ln for ln in lines), res.stdout   # 14 + the planar YUV global view
     assert all("STACK:0" in ln for ln in lines if "STACK" in ln), res.stdout  # no register spills
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from vqametric.io import RGBFrames, YUV420Frames
-from vqametric.sampling import SamplingConfig, make_plan, preprocess, preprocess_reference, yuv420_to_rgb
+from vqametric.sampling import SamplingConfig, make_plan, preprocess, preprocess_reference, reference, yuv420_to_rgb
 
 
 def _planes(y, u, v, h=2, w=2, dtype=torch.uint8):
@@ -92,7 +92,8 @@ def test_uniform_grey_normalises_to_known_values():
         assert torch.allclose(out["fragments"][:, c], torch.tensor((0.5 - m) / s))
 
 
-def test_yuv_and_rgb_paths_agree_after_conversion():
+def test_yuv_and_rgb_paths_agree_on_fragments():
+    """Fragments convert the gathered pixels, so YUV frames give the fragments of their RGB."""
     torch.manual_seed(2)
     f = YUV420Frames(torch.randint(16, 236, (2, 33, 47), dtype=torch.uint8),
                      torch.randint(16, 241, (2, 17, 24), dtype=torch.uint8),
@@ -100,8 +101,69 @@ def test_yuv_and_rgb_paths_agree_after_conversion():
     plan = make_plan(2, 33, 47, SamplingConfig(num_segments=2, fragment_grid=3, fragment_patch=8, global_size=20))
     rgb = yuv420_to_rgb(f.y, f.u, f.v, matrix="bt601").permute(0, 2, 3, 1)
     a, b = preprocess_reference(f, plan), preprocess_reference(RGBFrames(rgb), plan)
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6)
+    assert torch.allclose(a["fragments"], b["fragments"], atol=1e-6)
+    # the global view resamples the planes before converting: another definition on such frames
+    assert (a["global_view"] - b["global_view"]).abs().max() > 0.1
+
+
+def test_yuv_global_view_equals_rgb_path_when_in_range_and_chroma_uniform():
+    """The conversion is affine and the filter weights sum to one: with uniform chroma and RGB
+    inside [0, 1], resampling the planes then converting equals converting then resampling."""
+    torch.manual_seed(3)
+    y = torch.randint(60, 181, (2, 33, 47), dtype=torch.uint8)
+    u, v = torch.full((2, 17, 24), 121, dtype=torch.uint8), torch.full((2, 17, 24), 133, dtype=torch.uint8)
+    f = YUV420Frames(y, u, v, matrix="bt601")
+    rgb = yuv420_to_rgb(y, u, v, matrix="bt601")
+    assert rgb.min() > 0 and rgb.max() < 1
+    for mode in ("bilinear", "bicubic"):
+        plan = make_plan(2, 33, 47, SamplingConfig(num_segments=2, fragment_grid=3, fragment_patch=8, global_size=20,
+                                                   interpolation=mode))
+        a = preprocess_reference(f, plan)
+        b = preprocess_reference(RGBFrames(rgb.permute(0, 2, 3, 1)), plan)
+        assert torch.allclose(a["global_view"], b["global_view"], atol=2e-6), mode
+
+
+def _unnormalise(x, cfg):
+    return x * torch.tensor(cfg.std).view(1, 3, 1, 1) + torch.tensor(cfg.mean).view(1, 3, 1, 1)
+
+
+def test_yuv_global_view_clamps_after_resampling_by_hand():
+    # 2x2 BT.709 limited: white (235) and black (16) columns under one red chroma sample (U 128, V 240),
+    # resized to 1x1. Planes first: Y' = 1/2, V' = 1/2: R = 1/2 + 1.5748/2 = 1.29 -> 1,
+    # G = 1/2 - 0.46812/2 = 0.26594, B = 1/2. (Converting first would clamp each pixel, R 0.8937, G 0.38297.)
+    y = torch.tensor([[[235, 16], [235, 16]]], dtype=torch.uint8)
+    f = YUV420Frames(y, torch.full((1, 1, 1), 128, dtype=torch.uint8), torch.full((1, 1, 1), 240, dtype=torch.uint8))
+    cfg = SamplingConfig(num_segments=1, fragment_grid=0, fragment_patch=0, global_size=1)
+    rgb = _unnormalise(preprocess_reference(f, make_plan(1, 2, 2, cfg))["global_view"], cfg)[0, :, 0, 0]
+    assert rgb.tolist() == pytest.approx([1.0, 0.26594, 0.5], abs=2e-5)
+
+
+def test_yuv_global_view_resamples_the_chroma_plane_odd_size_by_hand():
+    # 3x3 luma (grey, Y' = 110/219), chroma rows U = 128 and U = 72 (U' = 0 and -1/4), resized to 3x3:
+    # luma stays, the 2-row chroma plane is upscaled to 3 rows over the padded 4-row picture
+    # (bilinear, centres at chroma coordinates 1/3, 1, 5/3): U' = 0, -1/8, -1/4, so
+    # B = Y' + 1.8556 U' = 0.50228, 0.27033, 0.03838 (replicated chroma would give 0.50228, 0.50228, 0.03838).
+    y = torch.full((1, 3, 3), 126, dtype=torch.uint8)
+    u = torch.tensor([[[128, 128], [72, 72]]], dtype=torch.uint8)
+    f = YUV420Frames(y, u, torch.full((1, 2, 2), 128, dtype=torch.uint8))
+    cfg = SamplingConfig(num_segments=1, fragment_grid=0, fragment_patch=0, global_size=3)
+    rgb = _unnormalise(preprocess_reference(f, make_plan(1, 3, 3, cfg))["global_view"], cfg)[0]
+    assert rgb[2, :, 0].tolist() == pytest.approx([0.50228, 0.27033, 0.03838], abs=2e-5)
+    assert torch.allclose(rgb[2], rgb[2, :, :1].expand(3, 3), atol=1e-6)
+    assert torch.allclose(rgb[0], torch.full((3, 3), 110 / 219), atol=1e-6)  # V' = 0: R = Y'
+
+
+def test_yuv_global_view_builds_no_full_resolution_rgb(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("converted a whole frame to RGB")
+
+    monkeypatch.setattr(reference, "yuv420_to_rgb", refuse)
+    f = YUV420Frames(torch.randint(16, 236, (3, 64, 80), dtype=torch.uint8),
+                     torch.randint(16, 241, (3, 32, 40), dtype=torch.uint8),
+                     torch.randint(16, 241, (3, 32, 40), dtype=torch.uint8))
+    plan = make_plan(3, 64, 80, SamplingConfig(num_segments=3, fragment_grid=2, fragment_patch=16, global_size=24))
+    out = preprocess_reference(f, plan)
+    assert out["global_view"].shape == (3, 3, 24, 24) and out["fragments"].shape == (3, 3, 32, 32)
 
 
 def test_gradients_reach_the_pixels_and_dtypes():

@@ -2,8 +2,10 @@
 
 One pass from decoded frames to model-ready tensors: every kernel reads the frames as decoded
 (uint8/float RGB, I420 or NV12 YUV 4:2:0 at 8 or 10 bits, any strides), converts the samples it
-touches to RGB in registers, gathers or resamples, normalises and writes the output dtype. No
-float copy of a frame is ever made.
+touches to RGB in registers, gathers or resamples, normalises and writes the output dtype. The
+global view of :func:`preprocess` on YUV frames resamples first and converts afterwards, as its
+reference does: Y with the luma windows, U and V with the chroma plane's own windows, then RGB
+from the resampled planes, clamped to [0, 1]. No float copy of a frame is ever made.
 
 Each kernel's meaning is defined by a plain-PyTorch reference, and the kernels return the same
 keys, shapes and dtypes:
@@ -32,7 +34,7 @@ from ..sampling.layouts import IMAGENET_MEAN, IMAGENET_STD, QWEN25_VL, QwenVLLay
 from ..sampling.layouts import qwen_vl_patches_reference
 from ..sampling.plan import SamplingPlan
 from ..sampling.reference import preprocess_reference, yuv_coefficients
-from .tables import aa_weights, linear_taps
+from .tables import aa_weights, linear_taps, planar_tables
 
 __all__ = ["is_available", "runs_on", "preprocess", "internvl_tiles", "qwen_vl_patches"]
 
@@ -174,11 +176,19 @@ def _boxes(tops: tuple[int, ...], lefts: tuple[int, ...], device: str) -> tuple[
 
 def _launch_resize(src: _Source, out: torch.Tensor, oh: int, ow: int, t_out: int, mode: str, mean, std,
                    clamp: bool, layout: int, out_strides=(0, 0, 0, 0), patch: int = 1, merge: int = 1,
-                   tpatch: int = 1) -> None:
+                   tpatch: int = 1, planar: bool = False) -> None:
+    """``planar``: YUV frames are resampled plane by plane and converted afterwards (``FMT`` 2,
+    the global view's definition); otherwise each sample is converted as it is read."""
     k = _kernels()
     dev = out.device
-    ymin, ysize, wy, ky = aa_weights(src.h, oh, mode, dev)
-    xmin, xsize, wx, kx = aa_weights(src.w, ow, mode, dev)
+    fmt = src.fmt
+    if planar and fmt == 1:
+        fmt, clamp = 2, True
+        ymin, ysize, wy, ky = planar_tables(src.h, oh, mode, dev)
+        xmin, xsize, wx, kx = planar_tables(src.w, ow, mode, dev)
+    else:
+        ymin, ysize, wy, ky = aa_weights(src.h, oh, mode, dev)
+        xmin, xsize, wx, kx = aa_weights(src.w, ow, mode, dev)
     by, bx, kc, warps = _resize_blocks(oh, ow, kx)
     for t0 in range(0, t_out, _MAX_GRID):
         nt = min(_MAX_GRID, t_out - t0)
@@ -188,7 +198,7 @@ def _launch_resize(src: _Source, out: torch.Tensor, oh: int, ow: int, t_out: int
             k._resize_kernel[grid](
                 out, *src.args(), src.t, ymin, ysize, wy, xmin, xsize, wx, oh, ow, *src.coeffs,
                 *(float(m) for m in mean), *(float(s) for s in std), *out_strides, t0,
-                FMT=src.fmt, RGB_U8=src.rgb_u8, KY=ky, KX=kx, CLAMP=clamp, LAYOUT=layout, PATCH=patch,
+                FMT=fmt, RGB_U8=src.rgb_u8, KY=ky, KX=kx, CLAMP=clamp, LAYOUT=layout, PATCH=patch,
                 MERGE=merge, TPATCH=tpatch, KC=kc, BY=by, BX=bx, num_warps=warps)
 
 
@@ -251,8 +261,9 @@ def preprocess(frames: Frames, plan: SamplingPlan, dtype: torch.dtype = torch.fl
     if plan.global_size > 0:
         s = plan.global_size
         buf = _check_out(out.get("global_view"), (t, 3, s, s), dtype, src.planes[0].device, "global_view")
+        # YUV: resample the planes, then convert (the reference's definition of the global view)
         _launch_resize(src, buf, s, s, t, plan.interpolation, plan.mean, plan.std, clamp=False, layout=0,
-                       out_strides=buf.stride())
+                       out_strides=buf.stride(), planar=True)
         res["global_view"] = buf
     return res
 

@@ -2,9 +2,10 @@
 before this module is first imported to run them on CPU tensors).
 
 Every kernel reads the source frames directly (RGB interleaved or YUV 4:2:0 planes, any strides),
-converts each sample it touches to RGB float32 in registers, resamples, normalises and stores
-the output dtype: there is no float copy of the frames. Block pointers are not used (triton 3.9
-here); all addressing is pointer arithmetic with masks.
+converts to RGB float32 in registers (each sample as it is read, or, for the YUV global view, the
+resampled planes), resamples, normalises and stores the output dtype: there is no float copy of
+the frames. Block pointers are not used (triton 3.9 here); all addressing is pointer arithmetic
+with masks.
 
 Source formats (``FMT``):
 
@@ -12,7 +13,12 @@ Source formats (``FMT``):
   (``RGB_U8``: divided by 255) or floating point (used as is);
 * ``1``: YUV 4:2:0, ``p0`` = Y ``(T, H, W)``, ``p1`` = U, ``p2`` = V ``(T, ceil(H/2), ceil(W/2))``
   with their own strides (NV12 views have an element stride of 2); the affine constants come from
-  :func:`vqametric.sampling.reference.yuv_coefficients`; RGB is clamped to [0, 1].
+  :func:`vqametric.sampling.reference.yuv_coefficients`; each sample is converted to RGB (chroma
+  replicated over its 2x2 luma block) and clamped to [0, 1] as it is read, then resampled;
+* ``2`` (:func:`_resize_kernel` only, the fast layout's global view): the same YUV 4:2:0 planes,
+  resampled plane by plane, then converted: Y with the luma windows, U and V with the chroma
+  windows, and the resampled planes converted to RGB and clamped to [0, 1]
+  (:func:`vqametric.sampling.reference.yuv420_resized_rgb`).
 """
 from __future__ import annotations
 
@@ -112,6 +118,52 @@ def _fragments_kernel(out, p0, p1, p2, s0t, s0h, s0w, s0c, s1t, s1h, s1w, s2t, s
 
 
 @triton.jit
+def _resample_planes(fa, fb, sah, saw, sbh, sbw, ymin, ysize, wy, xmin, xsize, wx, TY0, TX0,
+                     oy_c, ox_c, my, mx,
+                     TWO: tl.constexpr, KY: tl.constexpr, KX: tl.constexpr, KC: tl.constexpr,
+                     BY: tl.constexpr, BX: tl.constexpr):
+    """One ``BY x BX`` output tile of a plane (``fa``; with ``TWO`` also of ``fb``, a plane of the
+    same size) resampled with the windows in rows ``TY0 + oy`` / ``TX0 + ox`` of the tables:
+    float32 samples, not converted. Same order of operations as the RGB path of
+    :func:`_resize_kernel` (horizontal pass per source row, ``KC`` taps per step, then the row's
+    vertical weight)."""
+    ymn = tl.load(ymin + TY0 + oy_c)
+    ysz = tl.load(ysize + TY0 + oy_c)
+    # source rows of the tile: the union of its rows' windows (not the first row's start and the
+    # last row's end: a window is only its non-zero weights, so an output row that falls exactly
+    # on a source row has a window of one row, inside its neighbours' windows)
+    r_lo = tl.min(ymn, axis=0)
+    r_hi = tl.max(ymn + ysz, axis=0)
+    xmn = tl.load(xmin + TX0 + ox_c)
+    xsz = tl.load(xsize + TX0 + ox_c)
+    acc_a = tl.zeros([BY, BX], dtype=tl.float32)
+    acc_b = tl.zeros([BY, BX], dtype=tl.float32)
+    kc = tl.arange(0, KC)
+    for row in range(r_lo, r_hi):
+        h_a = tl.zeros([BX], dtype=tl.float32)
+        h_b = tl.zeros([BX], dtype=tl.float32)
+        for k0 in range(0, KX, KC):
+            k2 = k0 + kc[:, None]
+            tap = mx[None, :] & (k2 < xsz[None, :])
+            wk = tl.load(wx + (TX0 + ox_c[None, :]) * KX + k2, mask=tap, other=0.0)
+            xx = xmn[None, :] + k2
+            pa = tl.load(fa + row * sah + xx * saw, mask=tap, other=0).to(tl.float32)
+            h_a += tl.sum(tl.where(tap, pa * wk, 0.0), axis=0)
+            if TWO:
+                pb = tl.load(fb + row * sbh + xx * sbw, mask=tap, other=0).to(tl.float32)
+                h_b += tl.sum(tl.where(tap, pb * wk, 0.0), axis=0)
+        kk = row - ymn
+        vy = my & (kk >= 0) & (kk < ysz)
+        wyv = tl.load(wy + (TY0 + oy_c) * KY + kk, mask=vy, other=0.0)
+        vy2 = vy[:, None]
+        wy2 = wyv[:, None]
+        acc_a = tl.where(vy2, acc_a + h_a[None, :] * wy2, acc_a)
+        if TWO:
+            acc_b = tl.where(vy2, acc_b + h_b[None, :] * wy2, acc_b)
+    return acc_a, acc_b
+
+
+@triton.jit
 def _resize_kernel(out, p0, p1, p2, s0t, s0h, s0w, s0c, s1t, s1h, s1w, s2t, s2h, s2w, T_SRC,
                    ymin, ysize, wy, xmin, xsize, wx, OH, OW,
                    y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u,
@@ -127,10 +179,14 @@ def _resize_kernel(out, p0, p1, p2, s0t, s0h, s0w, s0c, s1t, s1h, s1w, s2t, s2h,
     Windows and weights per output row/column come from :mod:`vqametric.kernels.tables`
     (``ymin/ysize/wy`` with ``KY`` taps, ``xmin/xsize/wx`` with ``KX``). For every source row the
     tile's rows touch, the row is resampled horizontally once (``KC`` taps per gather step, each
-    step's products summed as a tree, the steps in order; each source sample converted to RGB as it
-    is read) and added, with that row's vertical weight, to every output row of the tile whose
-    window holds the row: horizontal pass then vertical pass, as PyTorch does, with the
-    intermediate in registers. ``CLAMP`` clamps the resampled RGB to [0, 1] before normalising.
+    step's products summed as a tree, the steps in order) and added, with that row's vertical
+    weight, to every output row of the tile whose window holds the row: horizontal pass then
+    vertical pass, as PyTorch does, with the intermediate in registers. ``FMT`` 0 and 1 convert
+    each source sample to RGB as it is read and resample RGB. ``FMT`` 2 (YUV 4:2:0 planes)
+    resamples Y with the luma windows (table rows ``[0, OH)`` / ``[0, OW)``) and U, V with the
+    chroma windows (rows ``[OH, 2*OH)`` / ``[OW, 2*OW)``, see
+    :func:`vqametric.kernels.tables.planar_tables`), then converts the resampled samples to RGB.
+    ``CLAMP`` clamps the RGB to [0, 1] before normalising (always set with ``FMT`` 2).
 
     ``LAYOUT`` 0 stores ``(t, c, y, x)`` at ``t*o_st + c*o_sc + y*o_sh + x*o_sw``; 1 stores the
     Qwen2-VL patch layout (see :func:`vqametric.sampling.layouts.patchify_qwen`).
@@ -145,44 +201,57 @@ def _resize_kernel(out, p0, p1, p2, s0t, s0h, s0w, s0c, s1t, s1h, s1w, s2t, s2h,
     mx = ox < OW
     oy_c = tl.minimum(oy, OH - 1)
     ox_c = tl.minimum(ox, OW - 1)
-    y_last = tl.minimum(pid_y * BY + BY - 1, OH - 1)
-    r_lo = tl.load(ymin + pid_y * BY)
-    r_hi = tl.load(ymin + y_last) + tl.load(ysize + y_last)
-    ymn = tl.load(ymin + oy_c)
-    ysz = tl.load(ysize + oy_c)
-    xmn = tl.load(xmin + ox_c)
-    xsz = tl.load(xsize + ox_c)
     f0 = p0 + t * s0t
     f1 = p1 + t * s1t
     f2 = p2 + t * s2t
-    acc_r = tl.zeros([BY, BX], dtype=tl.float32)
-    acc_g = tl.zeros([BY, BX], dtype=tl.float32)
-    acc_b = tl.zeros([BY, BX], dtype=tl.float32)
-    kc = tl.arange(0, KC)
-    for row in range(r_lo, r_hi):
-        h_r = tl.zeros([BX], dtype=tl.float32)
-        h_g = tl.zeros([BX], dtype=tl.float32)
-        h_b = tl.zeros([BX], dtype=tl.float32)
-        for k0 in range(0, KX, KC):
-            # KC taps of every output column at once: a (KC, BX) gather, reduced over the taps
-            k2 = k0 + kc[:, None]
-            tap = mx[None, :] & (k2 < xsz[None, :])
-            wk = tl.load(wx + ox_c[None, :] * KX + k2, mask=tap, other=0.0)
-            xx = xmn[None, :] + k2
-            rows = tl.zeros([KC, BX], dtype=tl.int32) + row
-            pr, pg, pb = _load_rgb(f0, f1, f2, s0h, s0w, s0c, s1h, s1w, s2h, s2w, rows, xx, tap,
-                                   y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u, FMT, RGB_U8)
-            h_r += tl.sum(tl.where(tap, pr * wk, 0.0), axis=0)
-            h_g += tl.sum(tl.where(tap, pg * wk, 0.0), axis=0)
-            h_b += tl.sum(tl.where(tap, pb * wk, 0.0), axis=0)
-        kk = row - ymn
-        vy = my & (kk >= 0) & (kk < ysz)
-        wyv = tl.load(wy + oy_c * KY + kk, mask=vy, other=0.0)
-        vy2 = vy[:, None]
-        wy2 = wyv[:, None]
-        acc_r = tl.where(vy2, acc_r + h_r[None, :] * wy2, acc_r)
-        acc_g = tl.where(vy2, acc_g + h_g[None, :] * wy2, acc_g)
-        acc_b = tl.where(vy2, acc_b + h_b[None, :] * wy2, acc_b)
+    if FMT == 2:
+        acc_y, _unused = _resample_planes(f0, f0, s0h, s0w, s0h, s0w, ymin, ysize, wy, xmin, xsize, wx, 0, 0,
+                                          oy_c, ox_c, my, mx,
+                                          False, KY, KX, KC, BY, BX)
+        acc_u, acc_v = _resample_planes(f1, f2, s1h, s1w, s2h, s2w, ymin, ysize, wy, xmin, xsize, wx, OH, OW,
+                                        oy_c, ox_c, my, mx,
+                                        True, KY, KX, KC, BY, BX)
+        yf = (acc_y - y_off) * y_scale
+        uf = (acc_u - c_off) * c_scale
+        vf = (acc_v - c_off) * c_scale
+        acc_r = yf + r_v * vf
+        acc_g = yf + (g_u * uf + g_v * vf)
+        acc_b = yf + b_u * uf
+    else:
+        ymn = tl.load(ymin + oy_c)
+        ysz = tl.load(ysize + oy_c)
+        r_lo = tl.min(ymn, axis=0)  # the union of the tile's row windows, as in _resample_planes
+        r_hi = tl.max(ymn + ysz, axis=0)
+        xmn = tl.load(xmin + ox_c)
+        xsz = tl.load(xsize + ox_c)
+        acc_r = tl.zeros([BY, BX], dtype=tl.float32)
+        acc_g = tl.zeros([BY, BX], dtype=tl.float32)
+        acc_b = tl.zeros([BY, BX], dtype=tl.float32)
+        kc = tl.arange(0, KC)
+        for row in range(r_lo, r_hi):
+            h_r = tl.zeros([BX], dtype=tl.float32)
+            h_g = tl.zeros([BX], dtype=tl.float32)
+            h_b = tl.zeros([BX], dtype=tl.float32)
+            for k0 in range(0, KX, KC):
+                # KC taps of every output column at once: a (KC, BX) gather, reduced over the taps
+                k2 = k0 + kc[:, None]
+                tap = mx[None, :] & (k2 < xsz[None, :])
+                wk = tl.load(wx + ox_c[None, :] * KX + k2, mask=tap, other=0.0)
+                xx = xmn[None, :] + k2
+                rows = tl.zeros([KC, BX], dtype=tl.int32) + row
+                pr, pg, pb = _load_rgb(f0, f1, f2, s0h, s0w, s0c, s1h, s1w, s2h, s2w, rows, xx, tap,
+                                       y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u, FMT, RGB_U8)
+                h_r += tl.sum(tl.where(tap, pr * wk, 0.0), axis=0)
+                h_g += tl.sum(tl.where(tap, pg * wk, 0.0), axis=0)
+                h_b += tl.sum(tl.where(tap, pb * wk, 0.0), axis=0)
+            kk = row - ymn
+            vy = my & (kk >= 0) & (kk < ysz)
+            wyv = tl.load(wy + oy_c * KY + kk, mask=vy, other=0.0)
+            vy2 = vy[:, None]
+            wy2 = wyv[:, None]
+            acc_r = tl.where(vy2, acc_r + h_r[None, :] * wy2, acc_r)
+            acc_g = tl.where(vy2, acc_g + h_g[None, :] * wy2, acc_g)
+            acc_b = tl.where(vy2, acc_b + h_b[None, :] * wy2, acc_b)
     if CLAMP:
         acc_r = tl.minimum(tl.maximum(acc_r, 0.0), 1.0)
         acc_g = tl.minimum(tl.maximum(acc_g, 0.0), 1.0)

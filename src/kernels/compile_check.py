@@ -55,6 +55,10 @@ def _cases():
             yield ("_resize_kernel", _resize_signature(ind, out),
                    dict(FMT=fmt, RGB_U8=u8, KY=23, KX=kx, CLAMP=layout == 1, LAYOUT=layout, PATCH=14, MERGE=2,
                         TPATCH=2, KC=8, BY=8, BX=64), 8)
+    for ind in ("u8", "i16"):   # the YUV global view of the fast layout: planes resampled, then converted
+        yield ("_resize_kernel", _resize_signature(ind, "fp16"),
+               dict(FMT=2, RGB_U8=False, KY=23, KX=37, CLAMP=True, LAYOUT=0, PATCH=14, MERGE=2,
+                    TPATCH=2, KC=8, BY=8, BX=64), 8)
 
 
 def _resource_usage(cubin: bytes) -> str:

@@ -13,6 +13,12 @@ Filters: ``bilinear`` is the triangle ``max(0, 1 - |x|)`` (support 1); ``bicubic
 with ``a = -0.5`` (support 2): with ``antialias=True`` PyTorch uses the PIL cubic, not the
 ``a = -0.75`` of its non-antialiased bicubic. When downscaling by ``s`` the support is stretched
 by ``s``; when upscaling the filters are the plain interpolation kernels.
+
+The global view of YUV 4:2:0 frames resamples luma and chroma separately
+(:func:`vqametric.sampling.reference.yuv420_resized_rgb`): :func:`chroma_aa_weights` gives the
+chroma plane's windows (``ceil(n/2)`` samples resized to the output size), and
+:func:`planar_tables` stacks the luma and chroma tables of one axis into the single table the
+resize kernel reads.
 """
 from __future__ import annotations
 
@@ -132,6 +138,33 @@ def aa_weights(in_size: int, out_size: int, mode: str, device: torch.device | st
     if mode not in ("bilinear", "bicubic"):
         raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {mode!r}")
     return _aa_weights_cached(int(in_size), int(out_size), str(mode), str(torch.device(device)))
+
+
+def chroma_aa_weights(luma_size: int, out_size: int, mode: str, device: torch.device | str = "cpu"):
+    """Like :func:`aa_weights` for the 4:2:0 chroma plane of an axis of ``luma_size`` luma samples:
+    its ``ceil(luma_size / 2)`` samples resized to ``out_size``, as
+    :func:`vqametric.sampling.reference.yuv420_resized_rgb` resizes them (cached)."""
+    return aa_weights((int(luma_size) + 1) // 2, out_size, mode, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _planar_tables_cached(luma_size: int, out_size: int, mode: str, device: str):
+    lmin, lsize, lw, lk = aa_weights(luma_size, out_size, mode, device)
+    cmin, csize, cw, ck = chroma_aa_weights(luma_size, out_size, mode, device)
+    k = max(lk, ck)
+    w = torch.cat((F.pad(lw, (0, k - lk)), F.pad(cw, (0, k - ck))))
+    return torch.cat((lmin, cmin)).contiguous(), torch.cat((lsize, csize)).contiguous(), w.contiguous(), k
+
+
+def planar_tables(luma_size: int, out_size: int, mode: str, device: torch.device | str = "cpu"):
+    """Luma and chroma windows of one axis in one table, for the resize kernel's planar YUV mode:
+    ``(xmin int32 (2*out,), xsize int32 (2*out,), weights float32 (2*out, K), K)`` with the luma
+    windows (:func:`aa_weights`) in rows ``[0, out)`` and the chroma windows
+    (:func:`chroma_aa_weights`) in rows ``[out, 2*out)``, weights zero-padded to the larger ``K``
+    (cached)."""
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {mode!r}")
+    return _planar_tables_cached(int(luma_size), int(out_size), str(mode), str(torch.device(device)))
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,6 +1,7 @@
 """Model-ready layouts for the reasoning (LMM) backends: the plain-PyTorch references.
 
-Both layouts start like :func:`~vqametric.sampling.reference.preprocess_reference`: frames become
+Both layouts start like the fragments of :func:`~vqametric.sampling.reference.preprocess_reference`
+(whose YUV global view resizes the planes before converting; these layouts do not): frames become
 RGB float32 in [0, 1] one at a time (uint8 / 255, float as is, YUV 4:2:0 through
 :func:`~vqametric.sampling.reference.yuv420_to_rgb`), then
 

@@ -2,15 +2,20 @@
 
 ``preprocess_reference(frames, plan)`` turns decoded frames into normalised model inputs:
 
-1. colour: uint8 RGB / 255, float RGB as is, or YUV 4:2:0 -> RGB (:func:`yuv420_to_rgb`);
+1. colour: uint8 RGB / 255, float RGB as is, or YUV 4:2:0 -> RGB (:func:`yuv420_to_rgb`) for
+   the fragments (step 2);
 2. fragments: optional bilinear upscale to ``plan.fragments.resize_to``, then the ``grid x grid``
    patches gathered into one ``(grid*patch)^2`` image per frame;
 3. global view: the frame resized to ``global_size^2`` (bilinear, antialiased when downscaling, or
-   bicubic);
+   bicubic). RGB input is resized as RGB. YUV 4:2:0 input is resampled plane by plane first and
+   converted afterwards (:func:`yuv420_resized_rgb`): luma from ``H x W`` and both chroma planes
+   from their own ``ceil(H/2) x ceil(W/2)`` samples to ``global_size^2`` with the same filter,
+   then ``R, G, B`` from the resampled planes, clamped to [0, 1];
 4. ``(x - mean) / std`` per channel, cast to the requested dtype.
 
 Everything is differentiable for float RGB input, so the fast head can back-propagate into pixels.
-Frames are converted one at a time so that an 8K frame never exists in float for the whole clip.
+Frames are converted one at a time (the YUV global view without any full-resolution RGB copy)
+so that an 8K frame never exists in float for the whole clip.
 """
 from __future__ import annotations
 
@@ -131,6 +136,43 @@ def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinea
     return F.interpolate(x, size=size, mode=interpolation, align_corners=False, antialias=True)
 
 
+def yuv420_resized_rgb(f: YUV420Frames, size: tuple[int, int], interpolation: str = "bilinear",
+                       start: int = 0, stop: int | None = None,
+                       device: torch.device | str | None = None) -> torch.Tensor:
+    """Frames ``[start, stop)`` resized to ``size`` plane by plane, then converted: float32 RGB
+    ``(t, 3, *size)`` in [0, 1], on ``device`` (default: the frames').
+
+    ``Y`` is resized from ``H x W`` and ``U``, ``V`` from their own ``ceil(H/2) x ceil(W/2)``
+    samples, all with :func:`resize` (the same filter), as float samples; then
+    ``Y' = (Y_r - y_off) * y_scale``, ``C' = (C_r - c_off) * c_scale`` and ``R = Y' + r_v V'``,
+    ``G = Y' + (g_u U' + g_v V')``, ``B = Y' + b_u U'``, clamped to [0, 1]. The affine maps are
+    applied after resampling: the filter weights sum to one, so this equals resampling ``Y'`` and
+    ``C'`` up to float32 rounding. Before the clamp this is linear, so it differs from
+    ``resize(yuv420_to_rgb(...))`` only where the converted RGB leaves [0, 1] and by the chroma
+    filter (applied to the chroma plane instead of to chroma replicated over 2x2 blocks).
+
+    Geometry: chroma sample ``j`` covers luma samples ``2j, 2j + 1``, so for even ``H`` the chroma
+    plane spans the picture exactly and its resampled samples sit on the luma output grid. For odd
+    ``H`` the plane spans ``H + 1`` luma rows (the picture padded to whole 2x2 blocks, as
+    :func:`yuv420_to_rgb` pads it), and resizing the whole plane maps those ``H + 1`` rows onto the
+    ``S`` output rows: chroma is stretched by ``(H + 1) / H`` against luma, aligned at the top and
+    at most one luma row (half a chroma sample) off at the bottom; likewise for odd ``W``.
+
+    No full-resolution RGB is built: the float copies are one luma and two chroma planes.
+    """
+    y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u = yuv_coefficients(f.bit_depth, f.matrix, f.full_range)
+    device = torch.device(device) if device is not None else f.device
+    sl = slice(start, stop)
+    size = (int(size[0]), int(size[1]))
+    yr = resize(f.y[sl].to(device).unsqueeze(1).float(), size, interpolation)[:, 0]
+    uvr = resize(torch.stack((f.u[sl], f.v[sl]), dim=1).to(device).float(), size, interpolation)
+    yf = (yr - y_off) * y_scale
+    uf = (uvr[:, 0] - c_off) * c_scale
+    vf = (uvr[:, 1] - c_off) * c_scale
+    rgb = torch.stack((yf + r_v * vf, yf + (g_u * uf + g_v * vf), yf + b_u * uf), dim=1)
+    return rgb.clamp_(0.0, 1.0)
+
+
 def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
@@ -161,9 +203,15 @@ def preprocess_reference(frames: Frames, plan: SamplingPlan, dtype: torch.dtype 
 
     Returns ``{"fragments": (T, 3, G*P, G*P), "global_view": (T, 3, S, S)}`` (only the views the
     plan enables), dtype ``dtype``, on ``device`` (default: the frames' device).
+
+    The global view of RGB frames is the RGB frame resized (:func:`resize`); that of YUV 4:2:0
+    frames resamples the planes first and converts to RGB afterwards (:func:`yuv420_resized_rgb`:
+    luma and chroma each resized to ``S x S`` from their own resolution, then converted and
+    clamped), so no full-resolution RGB frame is built for it.
     """
     device = torch.device(device) if device is not None else frames.device
     t = frames.num_frames
+    yuv = isinstance(frames, YUV420Frames)
     frag_out, glob_out = [], []
     if plan.fragments is not None:
         rows, cols = fragment_indices(plan.fragments, device)
@@ -171,14 +219,17 @@ def preprocess_reference(frames: Frames, plan: SamplingPlan, dtype: torch.dtype 
     if plan.fragments is not None and not upscale:
         # fragments at native resolution need only their own pixels: gather first, then convert
         frag_out.append(gather_rgb(frames, rows, cols).to(device))
+    size = (plan.global_size, plan.global_size)
     for i in range(t):
-        if upscale or plan.global_size > 0:
+        if upscale or (plan.global_size > 0 and not yuv):
             rgb = frames_to_rgb(frames, i, i + 1).to(device)
             if upscale:
                 src = F.interpolate(rgb, size=plan.fragments.resize_to, mode="bilinear", align_corners=False)
                 frag_out.append(src[:, :, rows, cols])
-            if plan.global_size > 0:
-                glob_out.append(resize(rgb, (plan.global_size, plan.global_size), plan.interpolation))
+            if plan.global_size > 0 and not yuv:
+                glob_out.append(resize(rgb, size, plan.interpolation))
+        if plan.global_size > 0 and yuv:
+            glob_out.append(yuv420_resized_rgb(frames, size, plan.interpolation, i, i + 1, device))
     out = {}
     if plan.fragments is not None:
         s = plan.fragments.out_size
