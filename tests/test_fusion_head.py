@@ -132,14 +132,25 @@ def _logits(n, cls=0):
     return a
 
 
-def test_one_bad_segment_in_ten_weighs_as_much_as_the_mean():
+def test_one_bad_segment_in_ten_pulls_the_clip_down():
     scores = torch.tensor([4.0] * 9 + [1.0])
     p = pool(scores, _logits(10), torch.zeros(10, 11))
-    # mean 3.7, worst ceil(0.1 * 10) = 1 segment: 1.0 -> 0.5 * 3.7 + 0.5 * 1.0
-    assert p.score.item() == pytest.approx(2.35)
+    # mean 3.7, worst ceil(0.1 * 10) = 1 segment at 1.0, shortfall 2.7:
+    # 3.7 - 0.85 * (2.7 - 0.1) = 1.49
+    assert p.score.item() == pytest.approx(1.49)
     assert p.weights.sum().item() == pytest.approx(1.0)
+    assert p.weights[-1].item() == pytest.approx(0.015 + 0.85)
     # a clip whose segments agree keeps their score
     assert pool(torch.full((4,), 3.3), _logits(4), torch.zeros(4, 11)).score.item() == pytest.approx(3.3)
+
+
+def test_the_spread_of_clean_content_costs_nothing():
+    # worst 3.40 is 0.0675 below the mean 3.4675: inside the 0.1 slack, the clip is the mean
+    scores = torch.tensor([3.5, 3.45, 3.4, 3.52])
+    assert pool(scores, _logits(4), torch.zeros(4, 11)).score.item() == pytest.approx(3.4675)
+    # 0.3 below: 3.5 - 0.85 * (0.3 - 0.1) = 3.33 with mean 3.5 (3.6 * 3 + 3.2) / 4 = 3.5
+    scores = torch.tensor([3.6, 3.6, 3.6, 3.2])
+    assert pool(scores, _logits(4), torch.zeros(4, 11)).score.item() == pytest.approx(3.33)
 
 
 def test_a_still_segment_is_a_freeze_only_in_a_moving_clip():
@@ -148,33 +159,41 @@ def test_a_still_segment_is_a_freeze_only_in_a_moving_clip():
     moving = torch.tensor([0.01] * 9 + [0.0])
     p = pool(scores, _logits(10), torch.zeros(10, 11), moving, spatial, freeze)
     assert p.frozen.tolist() == [False] * 9 + [True]
-    frozen_score = 1 + FREEZE_SCALE * 3.0                                   # 2.2
+    frozen_score = 1 + FREEZE_SCALE * 3.0                                   # 1.75
     assert p.segment_scores[-1].item() == pytest.approx(frozen_score)
-    assert p.score.item() == pytest.approx(0.5 * (9 * 4.0 + frozen_score) / 10 + 0.5 * frozen_score)
-    assert ATTRIBUTION_CLASSES_V6[p.dominant] == "freeze"                  # 1.2 below the median
+    mean = (9 * 4.0 + frozen_score) / 10
+    assert p.score.item() == pytest.approx(mean - 0.85 * (mean - frozen_score - 0.1))
+    assert ATTRIBUTION_CLASSES_V6[p.dominant] == "freeze"
     still = pool(scores, _logits(10), torch.zeros(10, 11), torch.zeros(10), spatial, freeze)
     assert not still.frozen.any() and still.score.item() == pytest.approx(4.0)
     assert ATTRIBUTION_CLASSES_V6[still.dominant] == "none"
 
 
-def test_a_hold_inside_a_segment_is_a_freeze_but_holds_everywhere_are_stutter():
+def test_a_hold_inside_a_segment_is_a_freeze_but_holds_that_keep_ending_are_stutter():
     freeze, stutter = ATTRIBUTION_CLASSES_V6.index("freeze"), ATTRIBUTION_CLASSES_V6.index("stutter")
     scores, spatial = torch.full((10,), 4.0), torch.full((10,), 4.0)
     steps = torch.full((10, 3), 0.01)
     steps[4] = torch.tensor([0.01, 0.0, 0.0])        # moving, then the same picture three times
-    steps[6] = torch.tensor([0.0, 0.01, 0.0])        # two still steps, not in a row: a doubled frame
     p = pool(scores, _logits(10), torch.zeros(10, 11), steps.mean(1), spatial, freeze, motion_steps=steps,
              stutter_class=stutter)
     assert p.frozen.tolist() == [i == 4 for i in range(10)]
-    # two of three steps still: it keeps 1 - 0.6 * 2/3 = 0.6 of its spatial score above 1
-    assert p.segment_scores[4].item() == pytest.approx(1 + 0.6 * 3.0)
+    # two of three steps still: it keeps 1 - 0.75 * 2/3 = 0.5 of its spatial score above 1
+    assert p.segment_scores[4].item() == pytest.approx(1 + 0.5 * 3.0)
     assert ATTRIBUTION_CLASSES_V6[int(p.segment_classes[4])] == "freeze"
-    # every segment holds (each picture held three times and more): the clip stutters
+    # every segment holds and moves again (each picture held three times): the clip stutters
     held = torch.tensor([[0.0, 0.0, 0.03]] * 10)
     p = pool(scores, _logits(10), torch.zeros(10, 11), held.mean(1), spatial, freeze, motion_steps=held,
              stutter_class=stutter)
-    assert p.frozen.all() and p.score.item() == pytest.approx(1 + 0.6 * 3.0)
+    assert p.frozen.all() and p.score.item() == pytest.approx(1 + 0.5 * 3.0)
     assert ATTRIBUTION_CLASSES_V6[p.dominant] == "stutter"
+    # a long freeze: segments entirely still after the picture stops, one of them mixed
+    long = torch.full((10, 3), 0.03)
+    long[3] = torch.tensor([0.03, 0.0, 0.0])
+    long[4:] = 0.0
+    long[9] = torch.tensor([0.0, 0.0, 0.03])         # ... and it moves on
+    p = pool(scores, _logits(10, stutter), torch.zeros(10, 11), long.mean(1), spatial, freeze,
+             motion_steps=long, stutter_class=stutter)
+    assert ATTRIBUTION_CLASSES_V6[p.dominant] == "freeze"      # even though the head said stutter
     # a static shot: steps of sensor noise only, nothing held
     noise = torch.full((10, 3), 0.0012)
     assert not pool(scores, _logits(10), torch.zeros(10, 11), noise.mean(1), spatial, freeze,
@@ -185,11 +204,29 @@ def test_a_hold_inside_a_segment_is_a_freeze_but_holds_everywhere_are_stutter():
     assert not p.frozen.any()
 
 
+def test_without_a_repeated_picture_the_head_cannot_name_stutter_or_freeze():
+    freeze, stutter, shake = (ATTRIBUTION_CLASSES_V6.index(c) for c in ("freeze", "stutter", "shake"))
+    logits = torch.full((6, 12), -5.0)
+    logits[:, stutter] = 3.0
+    logits[:, shake] = 2.0
+    scores = torch.full((6,), 2.0)
+    jitter = torch.rand(6, 3, generator=torch.Generator().manual_seed(0)) * 0.04 + 0.01   # every step moves
+    p = pool(scores, logits, torch.zeros(6, 11), jitter.mean(1), scores, freeze, motion_steps=jitter,
+             stutter_class=stutter)
+    assert ATTRIBUTION_CLASSES_V6[p.dominant] == "shake"
+    assert p.attribution[stutter].item() == 0.0 and p.attribution.sum().item() == pytest.approx(1.0)
+    # a photo (one picture, nothing moves) is not a freeze either
+    logits[:, freeze] = 6.0
+    p = pool(scores, logits, torch.zeros(6, 11), torch.zeros(6), scores, freeze, motion_steps=torch.zeros(6, 3),
+             stutter_class=stutter)
+    assert ATTRIBUTION_CLASSES_V6[p.dominant] == "shake"
+
+
 def test_pooling_keeps_gradients():
     scores = torch.tensor([3.0, 2.0, 4.0, 4.0], requires_grad=True)
     pool(scores, _logits(4), torch.zeros(4, 11)).score.backward()
-    # weights: 0.5 / 4 each, plus 0.5 on the worst (index 1)
-    assert scores.grad.tolist() == pytest.approx([0.125, 0.625, 0.125, 0.125])
+    # mean 3.25, worst 2.0 (1.25 below): weights 0.15 / 4 each, plus 0.85 on the worst (index 1)
+    assert scores.grad.tolist() == pytest.approx([0.0375, 0.8875, 0.0375, 0.0375])
 
 
 # ---------------------------------------------------------------------------------------------- plans

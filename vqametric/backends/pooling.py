@@ -2,7 +2,7 @@
 
 Segments are scored independently by the head. Pooling decides what only the whole clip shows:
 
-* **Holds: freezes and heavy stutter.** A clip *moves* when at least a quarter of its frame steps
+* **Holds: freezes and stutter.** A clip *moves* when at least a quarter of its frame steps
   change by ``FROZEN_MOTION`` or more and the median of those is at least ``MOVING_MOTION``. In a
   moving clip a step is *still* when its luma change is below ``FROZEN_MOTION`` and below
   ``FROZEN_SHARE`` of that median (a re-encoded repeated frame is not bit-identical), and a
@@ -10,16 +10,25 @@ Segments are scored independently by the head. Pooling decides what only the who
   Inside four frames a hold has no motion to judge, so the head cannot see it; pooling does. A
   holding segment that is not black (black frames are their own distortion) scores at most
   ``1 + (1 - (1 - FREEZE_SCALE) * h) * (spatial_score - 1)``, ``h`` its share of still steps
-  (a segment entirely inside a hold keeps ``FREEZE_SCALE`` of its spatial score above 1). When at
-  most half of the segments hold, the holds are *freezes* (a stop in moving content); when more
-  do, the clip *stutters* (frames held again and again) and they are attributed to stutter. In a
+  (a segment entirely inside a hold keeps ``FREEZE_SCALE`` of its spatial score above 1). In a
   clip that does not move (a still image, a tripod shot, a slide) nothing holds: its segments
   keep their spatial score, which is what the head gives for frames that do not change. Without
   per-step motion (``motion_steps``) a segment holds when its mean motion is still.
-* **Worst-segment pooling.** ``clip = (1 - WORST_WEIGHT) * mean + WORST_WEIGHT * mean of the
-  worst ceil(WORST_SHARE * N) segments``: a short defect (one black, frozen or blurred second in
-  ten) lowers the clip score instead of vanishing in the mean, in the spirit of the percentile
-  pooling of Moorthy and Bovik (2009). A clip whose segments all score alike keeps that score.
+* **Freeze or stutter.** Both are a picture shown again; the head sees four frames and cannot
+  tell them apart, the still steps can. Still steps are *stutter* (short holds that keep ending,
+  a low frame rate) when at least ``STUTTER_MIXED`` segments, and more than ``STUTTER_MOVING`` of
+  the segments with a still step, have both still and moving steps; otherwise they are a
+  *freeze* (the picture stops, however long). Holds are named accordingly, and the head's
+  probability of the other of the two classes is added to the one named.
+* **No repeated picture, no freeze or stutter.** When no step of a clip is still, or none
+  moves (a still image), the head's probabilities of these two classes go to the other classes
+  (renormalised): shake or flicker is not named stutter, a photo is not named a freeze.
+* **Worst-segment pooling with a slack.** With ``m`` the mean of the segment scores and ``w`` the
+  mean of the worst ``ceil(WORST_SHARE * N)``, ``clip = m - WORST_WEIGHT * max(0, m - w -
+  WORST_SLACK)``: a short defect (one black, frozen or blurred second in ten) lowers the clip
+  score well below the mean, in the spirit of the percentile pooling of Moorthy and Bovik (2009),
+  while the ordinary spread between the segments of a clean clip (a pan passing sky and
+  foliage) costs nothing. A clip whose segments all score alike keeps that score.
 * **Attribution.** The attribution probabilities are averaged with the pooling weights; when
   that names "none" while a segment scores at least ``DEFECT_DROP`` below the median segment,
   the dominant distortion is that worst segment's most likely distortion.
@@ -39,9 +48,12 @@ FROZEN_MOTION = 1e-3    # mean absolute luma change of a frame step (luma in [0,
 FROZEN_SHARE = 0.05     # ... still if it is also below this share of the median moving step
 HOLD_STEPS = 2          # still steps in a row that make a segment hold (the same picture 3 times)
 MOVING_MOTION = 2e-3    # median moving step from which a clip counts as moving
-FREEZE_SCALE = 0.4      # a freeze keeps this share of its spatial score above 1
+FREEZE_SCALE = 0.25     # a freeze keeps this share of its spatial score above 1
 WORST_SHARE = 0.1       # the worst segments: this share of them, at least one
-WORST_WEIGHT = 0.5      # weight of the worst segments' mean in the clip score
+WORST_WEIGHT = 0.85     # how much of the worst segments' shortfall below the mean the clip score takes
+WORST_SLACK = 0.1       # shortfall (1-5 scale) that costs nothing: the spread of clean content
+STUTTER_MIXED = 2       # stutter needs at least this many segments with both still and moving steps ...
+STUTTER_MOVING = 1 / 3  # ... and more than this share of the segments with a still step
 DEFECT_DROP = 0.5       # a segment this far below the median names the dominant distortion
 
 
@@ -62,39 +74,77 @@ class PooledClip:
     segment_classes: torch.Tensor
 
 
-def held_segments(motion: torch.Tensor, steps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """``(N,)`` mean motion per segment (and ``(N, K - 1)`` per-step motion) -> ``(holds (N,) bool,
-    still share (N,) in [0, 1], stutter)``: the segments of a moving clip that hold the same
-    picture, the share of still steps in each, and whether holds are everywhere (module docstring)."""
+@dataclass
+class Holds:
+    """What :func:`held_segments` finds: ``held`` ``(N,)`` bool, the segments of a moving clip that
+    hold the same picture; ``share`` ``(N,)`` in [0, 1], their share of still steps; ``repeats``,
+    whether any step of the clip is still (a picture shown again); ``stutter``, whether the
+    still steps look like stutter (short holds that keep ending) rather than a freeze."""
+
+    held: torch.Tensor
+    share: torch.Tensor
+    repeats: bool
+    stutter: bool
+
+
+def held_segments(motion: torch.Tensor, steps: torch.Tensor | None = None) -> Holds:
+    """``(N,)`` mean motion per segment (and ``(N, K - 1)`` per-step motion) -> :class:`Holds`
+    (module docstring)."""
     n = motion.numel()
     steps = motion[:, None] if steps is None or steps.shape[-1] < HOLD_STEPS else steps
-    none = torch.zeros(n, dtype=torch.bool, device=motion.device)
     flat = steps.flatten()
     moving = flat[flat >= FROZEN_MOTION]
+    limit = min(FROZEN_MOTION, float(FROZEN_SHARE * moving.median())) if moving.numel() else FROZEN_MOTION
+    still = steps < limit
+    some = still.any(1)
+    mixed = int((some & ~still.all(1)).sum())
+    stutter = mixed >= STUTTER_MIXED and mixed > STUTTER_MOVING * int(some.sum())
+    repeats = bool(some.any()) and moving.numel() > 0
     if n < 2 or moving.numel() * 4 < flat.numel() or not bool(moving.median() >= MOVING_MOTION):
-        return none, motion.new_zeros(n), False          # the clip does not move: nothing is held
-    limit = min(FROZEN_MOTION, float(FROZEN_SHARE * moving.median()))
-    still = (steps < limit).float()
-    if steps.shape[-1] < HOLD_STEPS:
-        return still[:, 0] > 0, still[:, 0], False
-    run = still.new_zeros(n)
-    longest = still.new_zeros(n)
-    for j in range(still.shape[-1]):
-        run = (run + 1) * still[:, j]
+        # the clip does not move: nothing is held
+        return Holds(torch.zeros(n, dtype=torch.bool, device=motion.device), motion.new_zeros(n), repeats, stutter)
+    stillf = still.float()
+    run = stillf.new_zeros(n)
+    longest = stillf.new_zeros(n)
+    for j in range(stillf.shape[-1]):
+        run = (run + 1) * stillf[:, j]
         longest = torch.maximum(longest, run)
-    holds = longest >= HOLD_STEPS
-    return holds, still.mean(1), int(holds.sum()) * 2 > n
+    return Holds(longest >= min(HOLD_STEPS, stillf.shape[-1]), stillf.mean(1), repeats, stutter)
 
 
-def pooling_weights(scores: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` segment scores -> ``(N,)`` weights of :func:`pool` (no gradient through the
-    choice of the worst segments; ties broken by position)."""
+def pooling_weights(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N,)`` segment scores -> ``((N,) weights summing to 1, offset)`` with ``clip = (weights *
+    scores).sum() + offset`` the pooled score of the module docstring (no gradient through the
+    choice of the worst segments or of the slack's side; ties broken by position)."""
     n = scores.numel()
     k = max(1, math.ceil(WORST_SHARE * n - 1e-9))
-    worst = torch.argsort(scores.detach(), stable=True)[:k]
-    w = torch.full((n,), (1.0 - WORST_WEIGHT) / n, dtype=scores.dtype, device=scores.device)
-    w[worst] += WORST_WEIGHT / k
-    return w
+    s = scores.detach()
+    worst = torch.argsort(s, stable=True)[:k]
+    w = torch.full((n,), 1.0 / n, dtype=scores.dtype, device=scores.device)
+    offset = scores.new_zeros(())
+    if float(s.mean() - s[worst].mean()) > WORST_SLACK:
+        w = w * (1.0 - WORST_WEIGHT)
+        w[worst] += WORST_WEIGHT / k
+        offset = offset + WORST_WEIGHT * WORST_SLACK
+    return w, offset
+
+
+def _without(probs: torch.Tensor, classes: tuple[int | None, ...]) -> torch.Tensor:
+    """``probs`` ``(N, C)`` with the given classes' probability moved to the others (renormalised)."""
+    drop = [c for c in classes if c is not None]
+    if not drop:
+        return probs
+    probs = probs.clone()
+    probs[:, drop] = 0.0
+    return probs / probs.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def _merged(probs: torch.Tensor, into: int, other: int) -> torch.Tensor:
+    """``probs`` ``(N, C)`` with class ``other``'s probability added to class ``into``."""
+    probs = probs.clone()
+    probs[:, into] += probs[:, other]
+    probs[:, other] = 0.0
+    return probs
 
 
 def pool(scores: torch.Tensor, attribution_logits: torch.Tensor, severity: torch.Tensor,
@@ -104,23 +154,29 @@ def pool(scores: torch.Tensor, attribution_logits: torch.Tensor, severity: torch
     """Pool one clip's ``N`` segments (see the module docstring). ``motion``, ``spatial_scores``
     and ``freeze_class`` (the attribution class of a freeze; heads of architecture 6) enable the
     freeze rule, ``motion_steps`` ``(N, K - 1)`` lets it see holds inside a segment; segments whose
-    most likely class is ``black_class`` are never held; when holds are everywhere they are
-    attributed to ``stutter_class``."""
+    most likely class is ``black_class`` are never held; stutter holds are attributed to
+    ``stutter_class``."""
     frozen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     held_class = freeze_class
+    probs = torch.softmax(attribution_logits.detach().float(), -1)
     if motion is not None and spatial_scores is not None and freeze_class is not None:
         steps = motion_steps.detach().float() if motion_steps is not None else None
-        frozen, share, stutter = held_segments(motion.detach().float(), steps)
-        if stutter and stutter_class is not None:
-            held_class = stutter_class
+        holds = held_segments(motion.detach().float(), steps)
+        frozen, share = holds.held, holds.share
+        if stutter_class is not None:
+            if holds.stutter:
+                held_class = stutter_class
+            # the head cannot tell a freeze from stutter (it sees four frames); the still steps can
+            probs = _merged(probs, held_class, stutter_class if held_class == freeze_class else freeze_class)
+        if not holds.repeats:
+            probs = _without(probs, (freeze_class, stutter_class))
         if black_class is not None:
             frozen &= attribution_logits.detach().argmax(-1) != black_class
         if bool(frozen.any()):
             keep = 1.0 - (1.0 - FREEZE_SCALE) * share.to(scores.dtype)
             scores = torch.where(frozen, torch.minimum(scores, 1.0 + keep * (spatial_scores - 1.0)), scores)
-    w = pooling_weights(scores)
-    clip = (w * scores).sum()
-    probs = torch.softmax(attribution_logits.detach().float(), -1)
+    w, offset = pooling_weights(scores)
+    clip = (w * scores).sum() + offset
     if bool(frozen.any()):
         probs = probs.clone()
         probs[frozen] = 0.0
