@@ -11,11 +11,14 @@ import pytest
 import vqametric
 from vqametric.errors import BackendUnavailable, VQAMetricError, WeightsNotFound
 from vqametric.explanation import LABEL, describe, severity_word
+from vqametric.registry import DEFAULT_MODEL, get_card
 from vqametric.result import QualityResult, SegmentScore
 
 from media import moving_frames, write_video
 
 QUIET = {"blur": 0.05, "noise": 0.01, "compression": 0.1, "black": 0.02, "freeze": 0.01}
+
+SHIPPED = get_card(DEFAULT_MODEL).version        # the shipped default model's version
 
 
 def made(scores, distortions=None, frozen=(), attribution=None, dominant="none", score=None, **kw) -> QualityResult:
@@ -96,13 +99,13 @@ def test_str_of_hand_built_results():
 
 def test_str_of_a_real_score(clips, metric):
     moving, black = metric.results()
-    assert str(moving).startswith("vqametric-fast 1.0.0: ") and moving.source in str(moving).split("\n")[0]
+    assert str(moving).startswith(f"vqametric-fast {SHIPPED}: ") and moving.source in str(moving).split("\n")[0]
     lines = str(black).split("\n")
     worst = black.worst_segment()
     assert worst.start_time >= 1.0 - 1e-6                             # the black second scores lowest
     assert any(ln.startswith("  worst segment  ") and f"score {worst.score:.2f}" in ln for ln in lines)
     assert any(ln.startswith("  dominant       ") for ln in lines)
-    assert describe(black).startswith(f"Quality {black.score:.1f} / 5 (vqametric-fast 1.0.0).")
+    assert describe(black).startswith(f"Quality {black.score:.1f} / 5 (vqametric-fast {SHIPPED}).")
 
 
 def test_repr_html_escapes_every_text():
@@ -219,7 +222,7 @@ def test_cli_explain_fast(clips, capsys):
     moving, black = clips
     assert main(["explain", moving, black, "--fast"]) == 0
     out = capsys.readouterr().out
-    assert out.count("explanation:\n    Quality ") == 2 and "(vqametric-fast 1.0.0, fast model)" in out
+    assert out.count("explanation:\n    Quality ") == 2 and f"(vqametric-fast {SHIPPED}, fast model)" in out
     assert " ".join(out.split()).count(LABEL) == 2
     assert main(["explain", moving, "--fast", "--model", "vqathinker-8b"]) == 2
     assert main(["explain", moving, "--model", "vqametric-fast"]) == 2

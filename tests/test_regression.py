@@ -9,6 +9,7 @@ from media import moving_frames, write_video
 from vqametric.cli import main
 from vqametric.regression import Tolerances, compare_clip, load_records
 from vqametric.regression.baseline import SCHEMA_VERSION
+from vqametric.registry import DEFAULT_MODEL, get_card
 
 CLIPS = ("a.mp4", "b.mp4")
 
@@ -66,7 +67,7 @@ def test_baseline_holds_every_field(work, capsys):
     assert len(c["model"]["weights_sha256"]) == 64 and len(c["file_sha256"]) == 64
     assert len(c["timeline"]) == 4 and c["decode"]["num_frames"] == 50 and c["decode"]["codec"] == "h264"
     assert main(["baseline", "create", "a.mp4", "-o", "one.json"]) == 0
-    assert "wrote one.json: 1 clip(s), vqametric-fast 1.0.0 onnx" in capsys.readouterr().out
+    assert f"wrote one.json: 1 clip(s), vqametric-fast {get_card(DEFAULT_MODEL).version} onnx" in capsys.readouterr().out
 
 
 def test_unchanged_clips_pass_with_zero_deltas(work, capsys):
