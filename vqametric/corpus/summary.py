@@ -45,14 +45,16 @@ class Summary:
             elif item > self.times[0]:
                 heapq.heapreplace(self.times, item)
 
-    def to_dict(self) -> dict[str, Any]:
+    def _percentiles(self) -> dict[str, float]:
         s = sorted(self.scores)
+        return {f"p{q}": float(v) for q, v in zip(PERCENTILES, np.percentile(s, PERCENTILES))} if s else {}
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "scored": self.scored, "failed": self.failed, "skipped": self.skipped,
             "warnings": self.warnings, "clips_with_warnings": self.with_warnings,
             "failures": dict(self.failures.most_common()),
-            "percentiles": ({f"p{q}": round(float(v), 4) for q, v in zip(PERCENTILES, np.percentile(s, PERCENTILES))}
-                            if s else {}),
+            "percentiles": {k: round(v, 4) for k, v in self._percentiles().items()},
             "slowest": [{"path": p, "seconds": t} for t, p in sorted(self.times, key=lambda x: -x[0])],
             "interrupted": self.interrupted,
         }
@@ -69,8 +71,8 @@ class Summary:
         if self.failed:
             lines.append(f"{self.failed} of {total} file(s) failed: " +
                          ", ".join(f"{k} {v}" for k, v in d["failures"].items()))
-        if d["percentiles"]:
-            lines.append("scores: " + "  ".join(f"{k} {v:.3f}" for k, v in d["percentiles"].items()))
+        if d["percentiles"]:   # printed from the exact values: rounding twice (to 4, then 3 places) can differ
+            lines.append("scores: " + "  ".join(f"{k} {v:.3f}" for k, v in self._percentiles().items()))
         if d["slowest"] and total > 1:
             lines.append("slowest: " + ", ".join(f"{s['path']} ({s['seconds']:.2f} s)" for s in d["slowest"]))
         return "\n".join(lines)
