@@ -27,6 +27,16 @@ import triton.language as tl
 
 
 @triton.jit
+def _yuv_to_rgb(yv, uv, vv, y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u):
+    """Float32 Y, U, V samples (as stored, or resampled) -> R, G, B, not clamped (the affine
+    constants of :func:`vqametric.sampling.reference.yuv_coefficients`)."""
+    yf = (yv - y_off) * y_scale
+    uf = (uv - c_off) * c_scale
+    vf = (vv - c_off) * c_scale
+    return yf + r_v * vf, yf + (g_u * uf + g_v * vf), yf + b_u * uf
+
+
+@triton.jit
 def _load_rgb(f0, f1, f2, s0h, s0w, s0c, s1h, s1w, s2h, s2w, yy, xx, mask,
               y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u,
               FMT: tl.constexpr, RGB_U8: tl.constexpr):
@@ -46,12 +56,7 @@ def _load_rgb(f0, f1, f2, s0h, s0w, s0c, s1h, s1w, s2h, s2w, yy, xx, mask,
         yv = tl.load(f0 + yy * s0h + xx * s0w, mask=mask, other=0).to(tl.float32)
         uv = tl.load(f1 + cy * s1h + cx * s1w, mask=mask, other=0).to(tl.float32)
         vv = tl.load(f2 + cy * s2h + cx * s2w, mask=mask, other=0).to(tl.float32)
-        yf = (yv - y_off) * y_scale
-        uf = (uv - c_off) * c_scale
-        vf = (vv - c_off) * c_scale
-        r = yf + r_v * vf
-        g = yf + (g_u * uf + g_v * vf)
-        b = yf + b_u * uf
+        r, g, b = _yuv_to_rgb(yv, uv, vv, y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u)
         r = tl.minimum(tl.maximum(r, 0.0), 1.0)
         g = tl.minimum(tl.maximum(g, 0.0), 1.0)
         b = tl.minimum(tl.maximum(b, 0.0), 1.0)
@@ -211,12 +216,7 @@ def _resize_kernel(out, p0, p1, p2, s0t, s0h, s0w, s0c, s1t, s1h, s1w, s2t, s2h,
         acc_u, acc_v = _resample_planes(f1, f2, s1h, s1w, s2h, s2w, ymin, ysize, wy, xmin, xsize, wx, OH, OW,
                                         oy_c, ox_c, my, mx,
                                         True, KY, KX, KC, BY, BX)
-        yf = (acc_y - y_off) * y_scale
-        uf = (acc_u - c_off) * c_scale
-        vf = (acc_v - c_off) * c_scale
-        acc_r = yf + r_v * vf
-        acc_g = yf + (g_u * uf + g_v * vf)
-        acc_b = yf + b_u * uf
+        acc_r, acc_g, acc_b = _yuv_to_rgb(acc_y, acc_u, acc_v, y_off, y_scale, c_off, c_scale, r_v, g_u, g_v, b_u)
     else:
         ymn = tl.load(ymin + oy_c)
         ysz = tl.load(ysize + oy_c)

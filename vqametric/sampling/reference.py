@@ -73,6 +73,14 @@ def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bit_depth: 
     return out[:, :, :h, :w].clamp_(0.0, 1.0)
 
 
+def _rgb_from_yuv(yf: torch.Tensor, uf: torch.Tensor, vf: torch.Tensor, r_v: float, g_u: float, g_v: float,
+                  b_u: float) -> torch.Tensor:
+    """Offset and scaled ``Y'``, ``U'``, ``V'`` of the same shape ``(T, ...)`` -> RGB ``(T, 3, ...)``
+    clamped to [0, 1] (the matrix of :func:`yuv_coefficients`)."""
+    rgb = torch.stack((yf + r_v * vf, yf + (g_u * uf + g_v * vf), yf + b_u * uf), dim=1)
+    return rgb.clamp_(0.0, 1.0)
+
+
 def _take(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``plane[:, rows, cols]`` for a ``(T, H, W)`` plane, as one flat gather."""
     t, h, w = plane.shape
@@ -87,8 +95,7 @@ def yuv420_pixels_to_rgb(f: YUV420Frames, rows: torch.Tensor, cols: torch.Tensor
     yf = (_take(f.y, rows, cols).float() - y_off) * y_scale
     uf = (_take(f.u, rows // 2, cols // 2).float() - c_off) * c_scale
     vf = (_take(f.v, rows // 2, cols // 2).float() - c_off) * c_scale
-    rgb = torch.stack((yf + r_v * vf, yf + (g_u * uf + g_v * vf), yf + b_u * uf), dim=1)
-    return rgb.clamp_(0.0, 1.0)
+    return _rgb_from_yuv(yf, uf, vf, r_v, g_u, g_v, b_u)
 
 
 def gather_rgb(frames: Frames, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -169,8 +176,7 @@ def yuv420_resized_rgb(f: YUV420Frames, size: tuple[int, int], interpolation: st
     yf = (yr - y_off) * y_scale
     uf = (uvr[:, 0] - c_off) * c_scale
     vf = (uvr[:, 1] - c_off) * c_scale
-    rgb = torch.stack((yf + r_v * vf, yf + (g_u * uf + g_v * vf), yf + b_u * uf), dim=1)
-    return rgb.clamp_(0.0, 1.0)
+    return _rgb_from_yuv(yf, uf, vf, r_v, g_u, g_v, b_u)
 
 
 def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
