@@ -54,3 +54,32 @@ def test_the_codec_margin_orders_the_crf_rows(monkeypatch):
     gaps = s[:, :-1] - s[:, 1:]                       # CRF rank r minus rank r + 1: must be positive
     assert (gaps > 0).mean() == 1.0
     assert np.median(gaps) >= 0.5 * T.CODEC_MARGIN
+
+
+def _photo(h: int = 96, w: int = 128) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(3)
+    img = np.stack([(x * 2) % 256, (y * 3) % 256, (x + y) % 256], -1).astype(np.float32)
+    return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_every_photo_ends_with_a_whole_photo_still_labelled_with_its_mos():
+    from vqametric.sampling import SamplingConfig, make_plan
+    from vqametric.sampling.reference import preprocess_reference
+    from vqametric.train.fast.fusion_rows import WHOLE, image_rows, whole_image_row
+    from vqametric.io.frames import RGBFrames
+
+    sampling = SamplingConfig(num_segments=1, frames_per_segment=4, fragment_grid=2, fragment_patch=16, global_size=32)
+    photo = _photo()
+    rows = image_rows(photo, 3.7, sampling, seed=5)
+    last = rows[-1]
+    assert (last.role, last.ladder, last.rank, last.cls, last.target) == ("static", WHOLE, 0, 0, pytest.approx(3.7))
+    assert sum(r.ladder == WHOLE for r in rows) == 1
+    # the whole photo, unmoved: its frames are identical and its global view is the photo's
+    assert all(torch.equal(last.fragments[0], last.fragments[k]) for k in range(1, 4))
+    plan = make_plan(1, *photo.shape[:2], sampling)
+    views = preprocess_reference(RGBFrames(torch.from_numpy(photo[None])), plan)
+    torch.testing.assert_close(last.global_view[0], views["global_view"][0])
+    # the row is a function of (photo, mos, seed) drawn apart from the others
+    again = whole_image_row(photo, 3.7, sampling, seed=5)
+    assert torch.equal(again.fragments, last.fragments)

@@ -223,7 +223,7 @@ def test_head_mode_help_and_config(workdir, capsys):
 # ----------------------------------------------------------------------------------------------
 # the default model's recipe
 FUSION_DEFAULTS = {"base": "vqametric-fast-0.5", "workers": 2, "epochs": 20, "lr": 1e-3, "seed": 0, "limit": 0,
-                   "val_limit": 0, "reuse_features": False, "version": "1.1.0", "eval_ladder": 24,
+                   "val_limit": 0, "reuse_features": False, "version": "1.2.0", "eval_ladder": 24,
                    "eval_temporal": 100}     # the shipped readouts' recipe
 
 

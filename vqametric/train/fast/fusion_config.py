@@ -15,7 +15,7 @@ from ..config import Override, internal, load, option, to_table
 @dataclass(kw_only=True)
 class FusionTrainConfig:
     """The recipe of head architecture 6: data, the compact head to build on, the readouts' fit,
-    evaluation. The defaults are those of the shipped 1.1.0 readouts."""
+    evaluation. The defaults are those of the shipped 1.2.0 readouts."""
     data: str = option(help="BIQ2021 folder (Images/ and the train CSV)", path="file")
     out: str = option(help="output folder", path="file")
     base: str = option("vqametric-fast-0.5", path="local", help="the compact head to build on: a model name or "
@@ -27,7 +27,7 @@ class FusionTrainConfig:
     limit: int = option(0, lo=0, help="use only this many training images (smoke runs)")
     val_limit: int = option(0, lo=0, help="evaluate on this many validation images")
     reuse_features: bool = option(False, help="reuse OUT/features.npz when present")
-    version: str = option("1.1.0", help="version string stored in the weights")
+    version: str = option("1.2.0", help="version string stored in the weights")
     eval_ladder: int = option(24, lo=0, help="validation images for the ladder taus (0: skip)")
     eval_temporal: int = option(100, lo=0, help="validation images for temporal consistency (0: skip)")
     command: str | None = internal()    # the command metrics.json records (set by the module entry point)

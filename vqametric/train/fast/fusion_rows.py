@@ -5,8 +5,9 @@ Per image (:func:`image_rows`): the pristine segment of a moving clip (the image
 temporal ladder group (:func:`~vqametric.train.fast.data.make_group`), and for a share of images a
 mild x264 pair (CRF 18-30), a static segment (:func:`static_segment`: a still image, a static
 shot with sensor noise, a static shot with motion in part of the frame, a tripod shot with 1 px
-vibration, all labelled with the image MOS and "none") or a black segment. Rows are a function of
-``(image, mos, seed)`` only.
+vibration, all labelled with the image MOS and "none") or a black segment; and for every image the
+whole image as a still (:func:`whole_image_row`: what ``vqametric.score("photo.jpg")`` sees; the
+pristine row is a 7/8 crop). Rows are a function of ``(image, mos, seed)`` only.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .data import frames_to_views, make_group, segment_sources
 MILD_CRF = (18, 22, 26, 30)
 STATIC_KINDS = ("still", "noise", "partial", "vibration")
 P_STATIC, P_BLACK, P_MILD = 0.35, 0.05, 0.2
+WHOLE = "whole"   # the ladder name of :func:`whole_image_row`'s static row
 
 
 @dataclass
@@ -128,4 +130,15 @@ def image_rows(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
         cls = ATTRIBUTION_CLASSES_V6.index("black")
         f, gv = _segment_views(black, sampling, vseed)
         rows.append(Row(f, gv, "black", "black", 0, 1.0, cls, _sev(cls, 1.0), True))
+    rows.append(whole_image_row(image, mos, sampling, seed))
     return rows
+
+
+
+def whole_image_row(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: int) -> Row:
+    """The whole ``(H, W, 3)`` uint8 image as a still segment (its frames identical), labelled with
+    the image MOS and "none": the stimulus people rated, as an image file reaches the model. Drawn
+    from a random stream of its own, so the other rows of the image do not depend on it."""
+    vseed = int(np.random.default_rng([seed, 11]).integers(2 ** 31))
+    f, gv = _segment_views(np.repeat(image[None], sampling.frames_per_segment, 0), sampling, vseed)
+    return Row(f, gv, "static", WHOLE, 0, mos, 0, _sev(0, 0), True)

@@ -49,7 +49,7 @@ from ..metrics import srcc
 from ..options import command_line
 from .evaluate import evaluate
 from .fusion_config import FusionTrainConfig, load_fusion_config
-from .fusion_rows import STATIC_KINDS, image_rows
+from .fusion_rows import STATIC_KINDS, WHOLE, image_rows
 from .losses import batch_fidelity_loss, bell_loss, margin_loss, ordered_fidelity_loss, smooth_l1
 
 MODEL_NAME = "vqametric-fast"
@@ -57,11 +57,13 @@ MODULE_COMMAND = "python -m vqametric.train.fast.fusion_trainer"
 PLACEHOLDERS = {"data": "DATA", "out": "OUT"}    # the folders, as metrics.json's command shows them
 FEATURE_KEYS = ("backbone", "spatial", "temporal", "motion")
 # 1.1.0 (docs/training-fusion.md, "Run of 1.1.0"): regression and batch ranking at 2 (1.0.0: 1) raise
-# the validation rows' SRCC by about 0.01; the codec margin (new) keeps x264 CRF 18 > 22 > 26 > 30
-LOSS_WEIGHTS = {"regression": 2.0, "batch_rank": 2.0, "ladder_rank": 1.0, "codec": 1.0, "temporal": 1.0,
-                "static": 1.0, "attribution": 0.3, "severity": 0.3}
+# the validation rows' SRCC by about 0.01; the codec margin (new) keeps x264 CRF 18 > 22 > 26 > 30.
+# 1.2.0 ("Run of 1.2.0"): static and codec at 2, with the whole-image rows
+LOSS_WEIGHTS = {"regression": 2.0, "batch_rank": 2.0, "ladder_rank": 1.0, "codec": 2.0, "temporal": 1.0,
+                "static": 2.0, "attribution": 0.3, "severity": 0.3}
 CODEC_MARGIN = 0.05     # MOS units between neighbouring mild x264 CRFs (18-30) of one segment
 AVERAGE_FROM = 0.5      # the readouts' weights are averaged over the epochs from this share on (1: none)
+RANK_WHOLE = True       # batch ranking includes the whole-image stills (else: the pristine rows only)
 TEMPORAL_MARGIN = 0.5   # MOS units a visible temporal defect must cost a segment
 
 
@@ -184,7 +186,7 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
     sev = torch.from_numpy(sub["severity"])
     sev_mask = torch.from_numpy(sub["severity_mask"])
     img = torch.from_numpy(sub["image"])
-    role = sub["role"]
+    role, ladder = sub["role"], sub["ladder"]
     pristine_of = {}
     for r in np.flatnonzero(role == "pristine"):
         pristine_of[int(sub["image"][r])] = r
@@ -225,7 +227,8 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
             has_t = torch.isfinite(t)
             losses = {}
             losses["regression"] = (bell_loss(score[has_t], t[has_t]) + 0.2 * smooth_l1(score[has_t], t[has_t]))
-            mos_rows = has_t & torch.from_numpy(np.isin(role[idx.numpy()], ("pristine",)))
+            mos_rows = has_t & torch.from_numpy(np.isin(role[idx.numpy()], ("pristine",))
+                                                | (RANK_WHOLE & (ladder[idx.numpy()] == WHOLE)))
             losses["batch_rank"] = batch_fidelity_loss(score[mos_rows], t[mos_rows])
             pm = torch.isin(pair_img, chosen)
             b_idx, w_idx = local[torch.from_numpy(better)[pm]], local[torch.from_numpy(worse)[pm]]
@@ -272,8 +275,9 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
 @torch.no_grad()
 def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarray) -> dict[str, Any]:
     """Row-level checks on the cached rows of ``images`` (validation items): SRCC of the pristine
-    rows against the MOS, the share of ladder pairs in the right order, the mean static-minus-
-    pristine score, attribution top-1 accuracy per class."""
+    rows against the MOS (and of the whole-image stills), the share of ladder pairs in the right
+    order, static minus pristine (mean, and the share within 0.25), attribution top-1 accuracy per
+    class."""
     rows = np.flatnonzero(np.isin(cache["image"], images))
     if rows.size == 0:
         return {}
@@ -285,11 +289,16 @@ def row_report(head: FusionHead, cache: dict[str, np.ndarray], images: np.ndarra
     rep: dict[str, Any] = {"pristine_srcc": srcc(score[pr], sub["target"][pr]),
                            "pairs_ordered": float(np.mean(score[b] > score[w])) if b.size else None}
     by_image = {int(i): score[r] for r, i in enumerate(sub["image"]) if sub["role"][r] == "pristine"}
-    for kind in (*STATIC_KINDS, "black"):
+    for kind in (*STATIC_KINDS, WHOLE, "black"):
         role = "black" if kind == "black" else "static"
         ix = [r for r in np.flatnonzero((sub["ladder"] == kind) & (sub["role"] == role)) if int(sub["image"][r]) in by_image]
         if ix:
-            rep[f"{kind}_minus_pristine"] = float(np.mean([score[r] - by_image[int(sub["image"][r])] for r in ix]))
+            diff = np.array([score[r] - by_image[int(sub["image"][r])] for r in ix])
+            rep[f"{kind}_minus_pristine"] = float(diff.mean())
+            rep[f"{kind}_within_0.25"] = float(np.mean(np.abs(diff) <= 0.25))
+    whole = (sub["ladder"] == WHOLE) & (sub["role"] == "static")
+    if whole.any():
+        rep["whole_srcc"] = srcc(score[whole], sub["target"][whole])
     pred = out["attribution"].argmax(1).numpy()
     rep["attribution_top1"] = {ATTRIBUTION_CLASSES_V6[c]: float(np.mean(pred[sub["cls"] == c] == c))
                                for c in np.unique(sub["cls"]) if c >= 0}
