@@ -7,6 +7,7 @@ down and back up, and with stutter (every other frame repeated). Nothing is down
 from __future__ import annotations
 
 import os
+import platform
 from typing import Iterator
 
 import av
@@ -36,17 +37,27 @@ def scene_frames(n: int = 75, height: int = 720, width: int = 1280, seed: int = 
         yield f
 
 
+# x86 SIMD levels of x264 without AVX-512: with AVX-512, frames whose chroma rows are not a multiple
+# of 64 bytes (e.g. 300 px wide) encoded differently from run to run (one thread, same input)
+X264_REPEATABLE_ASM = "MMX2,SSE,SSE2,SSE3,SSSE3,SSE4.1,SSE4.2,AVX,FMA3,BMI1,BMI2,AVX2,LZCNT"
+
+
 def encode(frames, path: str, crf: int = 18, fps: int = 25, scale: float = 1.0, preset: str = "veryfast",
-           threads: int | None = None) -> str:
+           threads: int | None = None, repeatable: bool = False) -> str:
     """Encode RGB uint8 frames ``(H, W, 3)`` with x264 at ``crf`` into an MP4 (yuv420p); ``scale < 1``
     encodes a downscaled copy that is scaled back up on decode-side by FFmpeg (bilinear), as a
-    resolution-ladder rung would be. ``threads``: encoder threads (default: FFmpeg's choice)."""
+    resolution-ladder rung would be. ``threads``: encoder threads (default: FFmpeg's choice).
+    ``repeatable``: on x86, leave x264's AVX-512 code out, so that with ``threads=1`` every width
+    gives the same file on every run (:data:`X264_REPEATABLE_ASM`)."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
     with av.open(path, "w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": preset}
+        options = {"crf": str(crf), "preset": preset}
+        if repeatable and platform.machine().lower() in ("x86_64", "amd64"):
+            options["x264-params"] = f"asm={X264_REPEATABLE_ASM}"
+        s.options = options
         if threads is not None:
             s.thread_count = threads
         for f in frames:

@@ -48,8 +48,9 @@ ATTRIBUTION_CASES = {  # clip maker -> the class it should be attributed to
 
 
 def write_mp4(frames: np.ndarray, path: str, fps: int = 25, crf: int = 16) -> str:
-    """RGB uint8 frames ``(T, H, W, 3)`` -> an x264 MP4 (medium preset, one thread: repeatable)."""
-    return encode(frames, path, crf=crf, fps=fps, preset="medium", threads=1)
+    """RGB uint8 frames ``(T, H, W, 3)`` -> an x264 MP4 (medium preset, one thread, no AVX-512: the
+    same file on every run, whatever the width)."""
+    return encode(frames, path, crf=crf, fps=fps, preset="medium", threads=1, repeatable=True)
 
 
 def pan(image: np.ndarray, n: int, height: int, width: int, step: int = 1, seed: int = 0) -> np.ndarray:
