@@ -65,7 +65,7 @@ def test_monotonicity_and_unusable_curves():
 
 def test_rd_command(tmp_path, monkeypatch, capsys, one_thread):
     monkeypatch.chdir(tmp_path)
-    frames = moving_frames(50, 64, 96)
+    frames = moving_frames(50, 128, 192)  # room above the floor of 1 for each CRF step
     write_video("source.mp4", frames, fps=25, options={"qp": "0"})  # lossless
     rows = ["path,sequence,curve,reference"]
     for preset in ("ultrafast", "medium"):

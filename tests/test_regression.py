@@ -21,7 +21,7 @@ def encodes(tmp_path_factory):
     for crf in (24, 30):
         (root / f"crf{crf}").mkdir()
         for seed, name in enumerate(CLIPS):
-            write_video(root / f"crf{crf}" / name, moving_frames(50, 64, 96, seed=seed), fps=25,
+            write_video(root / f"crf{crf}" / name, moving_frames(50, 128, 192, seed=seed), fps=25,
                         options={"crf": str(crf)})
     return root
 
