@@ -134,11 +134,11 @@ def image_rows(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: in
     return rows
 
 
-
 def whole_image_row(image: np.ndarray, mos: float, sampling: SamplingConfig, seed: int) -> Row:
     """The whole ``(H, W, 3)`` uint8 image as a still segment (its frames identical), labelled with
     the image MOS and "none": the stimulus people rated, as an image file reaches the model. Drawn
     from a random stream of its own, so the other rows of the image do not depend on it."""
-    vseed = int(np.random.default_rng([seed, 11]).integers(2 ** 31))
-    f, gv = _segment_views(np.repeat(image[None], sampling.frames_per_segment, 0), sampling, vseed)
+    rng = np.random.default_rng([seed, 11])
+    vseed = int(rng.integers(2 ** 31))
+    f, gv = _segment_views(static_segment(image, "still", sampling.frames_per_segment, rng), sampling, vseed)
     return Row(f, gv, "static", WHOLE, 0, mos, 0, _sev(0, 0), True)

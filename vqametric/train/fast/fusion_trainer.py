@@ -63,7 +63,6 @@ LOSS_WEIGHTS = {"regression": 2.0, "batch_rank": 2.0, "ladder_rank": 1.0, "codec
                 "static": 2.0, "attribution": 0.3, "severity": 0.3}
 CODEC_MARGIN = 0.05     # MOS units between neighbouring mild x264 CRFs (18-30) of one segment
 AVERAGE_FROM = 0.5      # the readouts' weights are averaged over the epochs from this share on (1: none)
-RANK_WHOLE = True       # batch ranking includes the whole-image stills (else: the pristine rows only)
 TEMPORAL_MARGIN = 0.5   # MOS units a visible temporal defect must cost a segment
 
 
@@ -186,7 +185,8 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
     sev = torch.from_numpy(sub["severity"])
     sev_mask = torch.from_numpy(sub["severity_mask"])
     img = torch.from_numpy(sub["image"])
-    role, ladder = sub["role"], sub["ladder"]
+    role = sub["role"]
+    ranked = (role == "pristine") | (sub["ladder"] == WHOLE)    # batch ranking: pristine and whole-photo rows
     pristine_of = {}
     for r in np.flatnonzero(role == "pristine"):
         pristine_of[int(sub["image"][r])] = r
@@ -227,8 +227,7 @@ def fit_readouts(head: FusionHead, cache: dict[str, np.ndarray], train_images: n
             has_t = torch.isfinite(t)
             losses = {}
             losses["regression"] = (bell_loss(score[has_t], t[has_t]) + 0.2 * smooth_l1(score[has_t], t[has_t]))
-            mos_rows = has_t & torch.from_numpy(np.isin(role[idx.numpy()], ("pristine",))
-                                                | (RANK_WHOLE & (ladder[idx.numpy()] == WHOLE)))
+            mos_rows = has_t & torch.from_numpy(ranked[idx.numpy()])
             losses["batch_rank"] = batch_fidelity_loss(score[mos_rows], t[mos_rows])
             pm = torch.isin(pair_img, chosen)
             b_idx, w_idx = local[torch.from_numpy(better)[pm]], local[torch.from_numpy(worse)[pm]]
